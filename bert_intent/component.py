@@ -1,0 +1,165 @@
+"""The Rasa 3.6 graph component: a thin adapter between Rasa messages and `IntentModel`."""
+
+import contextlib
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Text, Type
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.exceptions import InvalidConfigException, RasaException
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bert_intent import settings as bert_settings
+from bert_intent.errors import BertIntentError, ConfigError
+from bert_intent.model import IntentModel
+from bert_intent.training import fine_tune
+
+logger = logging.getLogger(__name__)
+
+# Keys Rasa itself adds to every trainable component's config.
+_RASA_KEYS = ("finetuning_epoch_fraction",)
+
+
+class BertIntentException(RasaException):
+    """A bert-intent error Rasa reports as one line (a RasaException is printed, not traced)."""
+
+
+@contextlib.contextmanager
+def _reported_to_rasa() -> Iterator[None]:
+    """Re-raise bert-intent's errors as the Rasa exceptions its CLI prints cleanly."""
+    try:
+        yield
+    except ConfigError as error:
+        raise InvalidConfigException(str(error)) from error
+    except BertIntentError as error:
+        raise BertIntentException(str(error)) from error
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class BertIntentClassifier(GraphComponent, IntentClassifier):
+    """Fine-tunes a BERT-family checkpoint on the intent examples and classifies raw message text."""
+
+    @classmethod
+    def required_components(cls) -> List[Type]:
+        """Works on the raw text: no tokenizer or featurizer is needed before it."""
+        return []
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        """Python packages the component needs."""
+        return ["torch", "transformers"]
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """The defaults of every config key (see the README for what each does)."""
+        return dict(bert_settings.DEFAULTS)
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """Make Rasa retrain when this package's code or a local `model_name` checkpoint changes.
+
+        Rasa's cache fingerprints only this class's source; the training code lives in other modules.
+        """
+        digest = hashlib.sha256()
+        for source in sorted(Path(__file__).parent.glob("*.py")):
+            digest.update(source.read_bytes())
+        checkpoint = Path(str(config.get("model_name", "")))
+        if checkpoint.is_dir():
+            for file in sorted(path for path in checkpoint.rglob("*") if path.is_file()):
+                stat = file.stat()
+                digest.update(f"{file.relative_to(checkpoint)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return digest.hexdigest()
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Optional[IntentModel] = None,
+    ) -> None:
+        """Validate the config; `model` is the trained model, if there is one."""
+        own_config = {key: value for key, value in config.items() if key not in _RASA_KEYS}
+        with _reported_to_rasa():
+            self.config = bert_settings.validate(own_config)
+        self._model_storage = model_storage
+        self._resource = resource
+        self._model = model
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "BertIntentClassifier":
+        """Create an untrained component; invalid config is rejected here."""
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "BertIntentClassifier":
+        """Load the trained model from the Rasa model archive (an untrained one if none was saved)."""
+        component = cls(config, model_storage, resource)
+        with _reported_to_rasa():
+            device = bert_settings.resolve_device(component.config["device"])
+            try:
+                with model_storage.read_from(resource) as model_dir:
+                    component._model = IntentModel.load(model_dir, device)
+            except ValueError:  # from read_from: training persisted nothing (no intents)
+                logger.debug("No trained BertIntentClassifier in resource '%s'.", resource.name)
+        return component
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fine-tune on the examples that have both text and an intent, then persist the model."""
+        examples = [
+            (message.get(TEXT).strip(), message.get(INTENT))
+            for message in training_data.intent_examples
+            if isinstance(message.get(TEXT), str) and message.get(TEXT).strip()
+        ]
+        if not examples:
+            logger.warning(
+                "BertIntentClassifier: the training data has no intent examples with text, so no "
+                "intent classifier was trained and messages will get no intent."
+            )
+            return self._resource
+        texts, intents = zip(*examples)
+        with _reported_to_rasa():
+            self._model = fine_tune(texts, intents, self.config)
+        with self._model_storage.write_to(self._resource) as model_dir:
+            self._model.save(model_dir)
+        return self._resource
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Set `intent` and `intent_ranking` on every message, scoring all texts in batches."""
+        if self._model is None:
+            return messages
+        texts = [message.get(TEXT) for message in messages]
+        scored = [index for index, text in enumerate(texts) if isinstance(text, str) and text.strip()]
+        probabilities = self._model.predict_proba([texts[index].strip() for index in scored])
+        rankings: List[List[Dict[str, Any]]] = [[] for _ in messages]
+        for row, index in enumerate(scored):
+            ranking = sorted(
+                ({"name": label, "confidence": float(p)} for label, p in zip(self._model.labels, probabilities[row])),
+                key=lambda entry: -entry["confidence"],
+            )
+            rankings[index] = ranking
+        ranking_length = self.config["ranking_length"]
+        for message, ranking in zip(messages, rankings):
+            intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
+            message.set(INTENT, intent, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking[:ranking_length] if ranking_length else ranking, add_to_output=True)
+        return messages

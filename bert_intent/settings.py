@@ -1,0 +1,109 @@
+"""The classifier's configuration keys: defaults, validation and device resolution."""
+
+from typing import Any, Callable, Dict, NamedTuple, Optional
+
+import torch
+
+from bert_intent.errors import ConfigError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+class _Key(NamedTuple):
+    default: Any
+    allowed: str
+    coerce: Callable[[Any], Optional[Any]]  # the accepted value, or None when not allowed
+
+
+def _positive_int(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _non_negative_int(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _int(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> Optional[float]:
+    """A finite number; strings such as "2e-5" count (YAML 1.1 reads them as text)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _positive_float(value: Any) -> Optional[float]:
+    number = _float(value)
+    return number if number is not None and number > 0 else None
+
+
+def _fraction(value: Any) -> Optional[float]:
+    number = _float(value)
+    return number if number is not None and 0 <= number < 1 else None
+
+
+def _model_name(value: Any) -> Optional[str]:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _max_length(value: Any) -> Optional[int]:
+    return value if _int(value) is not None and value >= 3 else None
+
+
+def _device(value: Any) -> Optional[str]:
+    return value.lower() if isinstance(value, str) and value.lower() in DEVICE_CHOICES else None
+
+
+KEYS: Dict[str, _Key] = {
+    "model_name": _Key(
+        "bert-base-chinese", "a Hugging Face model id or a local checkpoint directory", _model_name
+    ),
+    "epochs": _Key(5, "a positive integer", _positive_int),
+    "batch_size": _Key(16, "a positive integer", _positive_int),
+    "learning_rate": _Key(2e-5, "a positive number", _positive_float),
+    "warmup_ratio": _Key(0.1, "a number in [0, 1)", _fraction),
+    "max_length": _Key(128, "an integer of at least 3 (tokens, [CLS] and [SEP] included)", _max_length),
+    "random_seed": _Key(42, "an integer", _int),
+    "ranking_length": _Key(10, "an integer >= 0 (0 lists every intent)", _non_negative_int),
+    "device": _Key("auto", f"one of {', '.join(DEVICE_CHOICES)}", _device),
+}
+
+DEFAULTS: Dict[str, Any] = {name: key.default for name, key in KEYS.items()}
+
+
+def validate(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Return the full configuration (defaults filled in) or raise ConfigError naming the bad key."""
+    unknown = sorted(set(config) - set(KEYS))
+    if unknown:
+        raise ConfigError(
+            f"BertIntentClassifier: unknown config key(s) {', '.join(map(repr, unknown))}. "
+            f"Allowed keys: {', '.join(KEYS)}."
+        )
+    resolved = dict(DEFAULTS)
+    for name, value in config.items():
+        accepted = KEYS[name].coerce(value)
+        if accepted is None:
+            raise ConfigError(
+                f"BertIntentClassifier: '{name}' must be {KEYS[name].allowed}, got {value!r}."
+            )
+        resolved[name] = accepted
+    return resolved
+
+
+def resolve_device(device: str) -> torch.device:
+    """Map the `device` setting to a torch device; `auto` prefers CUDA, then MPS, then the CPU."""
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if device == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
+        raise ConfigError(
+            f"BertIntentClassifier: device '{device}' was requested but is not available on this "
+            "machine. Use device: auto (or cpu)."
+        )
+    return torch.device(device)

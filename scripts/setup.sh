@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Create .venv with a Python 3.8-3.10 interpreter (Rasa 3.6's range) and install bert-intent with its
+# dev extras in one resolver run. Looks on PATH first, then in pyenv's installed versions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+supported() {  # prints the interpreter's absolute path if it runs and is 3.8-3.10
+    "$1" -c 'import sys, venv; assert (3, 8) <= sys.version_info[:2] <= (3, 10); print(sys.executable)' 2>/dev/null
+}
+
+find_python() {
+    local candidate
+    for candidate in python3.10 python3.9 python3.8 python3 python; do
+        command -v "$candidate" >/dev/null 2>&1 && supported "$candidate" && return 0
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        for candidate in $(ls -d "$(pyenv root)"/versions/3.{10,9,8}.*/bin/python 2>/dev/null | sort -rV); do
+            supported "$candidate" && return 0
+        done
+    fi
+    return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+    python=$(find_python) || {
+        echo "error: bert-intent needs Python 3.8, 3.9 or 3.10 (Rasa 3.6 supports no other)." >&2
+        echo "Install one (e.g. 'pyenv install 3.10') and run this again." >&2
+        exit 1
+    }
+    echo "Creating .venv with $python"
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --upgrade --quiet pip
+.venv/bin/python -m pip install -e '.[dev]'
+echo "Done: .venv is ready. Run the tests with: make test"

@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny random-weight BERT saved like a real checkpoint, and fast training settings."""
+
+import os
+
+# The Hub is unreachable in CI: fail at once instead of retrying for a minute. Set before transformers
+# is imported, since huggingface_hub reads it then; subprocesses (the rasa CLI) inherit it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+
+from pathlib import Path  # noqa: E402
+from typing import Any, Dict  # noqa: E402
+
+import pytest  # noqa: E402
+from transformers import BertConfig, BertModel, BertTokenizerFast  # noqa: E402
+
+from tests.dataset import characters  # noqa: E402
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT with a character vocabulary, saved with `save_pretrained` like bert-base-chinese."""
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + characters())}
+    # transformers 5 builds the tokenizer from `vocab=` (a dict); `vocab_file=` would be ignored.
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True, tokenize_chinese_chars=True)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tiny_bert: Path) -> Dict[str, Any]:
+    """Component config that trains the tiny BERT to fit the test data in seconds on a CPU."""
+    return {"model_name": str(tiny_bert), "epochs": 40, "batch_size": 8, "learning_rate": 2e-3, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def _own_rasa_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own Rasa training cache."""
+    monkeypatch.setenv("RASA_CACHE_DIRECTORY", str(tmp_path / ".rasa-cache"))

@@ -1,0 +1,150 @@
+"""The Rasa component in-process: config checks, training, output structure, persistence, edge cases."""
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+from rasa.shared.exceptions import InvalidConfigException, RasaException
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+import bert_intent
+from bert_intent import BertIntentClassifier
+from tests.dataset import HELD_OUT, TRAIN, pairs
+
+
+def training_data(data: Dict[str, List[str]]) -> TrainingData:
+    return TrainingData([Message(data={TEXT: text, INTENT: intent}) for text, intent in zip(*pairs(data))])
+
+
+def messages(*texts: Any) -> List[Message]:
+    return [Message(data={TEXT: text}) for text in texts]
+
+
+class Project:
+    """A model storage, a resource and the component config, as Rasa's engine hands them over."""
+
+    def __init__(self, path: Path, config: Dict[str, Any]) -> None:
+        self.storage = LocalModelStorage(path)
+        self.resource = Resource("bert_intent")
+        self.context = ExecutionContext(GraphSchema({}), node_name="bert_intent")
+        self.config = {**BertIntentClassifier.get_default_config(), **config}
+
+    def create(self, **overrides: Any) -> BertIntentClassifier:
+        return BertIntentClassifier.create({**self.config, **overrides}, self.storage, self.resource, self.context)
+
+    def load(self) -> BertIntentClassifier:
+        return BertIntentClassifier.load(self.config, self.storage, self.resource, self.context)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Dict[str, Any]) -> Project:
+    return Project(tmp_path_factory.mktemp("storage"), tiny_settings)
+
+
+@pytest.fixture(scope="module")
+def trained(project: Project) -> BertIntentClassifier:
+    component = project.create()
+    component.train(training_data(TRAIN))
+    return component
+
+
+def test_importable_from_the_top_package() -> None:
+    assert bert_intent.BertIntentClassifier is BertIntentClassifier
+
+
+def test_unknown_key_is_rejected_when_created(project: Project) -> None:
+    with pytest.raises(InvalidConfigException, match="unknown config key\\(s\\) 'learning_rat'"):
+        project.create(learning_rat=1e-3)
+
+
+def test_invalid_value_is_rejected_when_created(project: Project) -> None:
+    with pytest.raises(InvalidConfigException, match="'ranking_length' must be an integer >= 0"):
+        project.create(ranking_length=-3)
+
+
+def test_process_sets_intent_and_ranking_for_rasa(trained: BertIntentClassifier) -> None:
+    texts, intents = pairs(HELD_OUT)
+    processed = trained.process(messages(*texts))
+    correct = 0
+    for message, expected in zip(processed, intents):
+        intent, ranking = message.get(INTENT), message.get(INTENT_RANKING_KEY)
+        assert set(intent) == {"name", "confidence"}
+        assert type(intent["confidence"]) is float  # numpy floats crash `rasa test nlu`
+        assert [entry["name"] for entry in ranking][0] == intent["name"]
+        assert ranking[0]["confidence"] == intent["confidence"]
+        confidences = [entry["confidence"] for entry in ranking]
+        assert confidences == sorted(confidences, reverse=True) and len(ranking) == len(TRAIN)
+        assert all(type(confidence) is float for confidence in confidences)
+        assert {INTENT, INTENT_RANKING_KEY} <= set(message.as_dict_nlu())  # add_to_output
+        correct += intent["name"] == expected
+    assert correct / len(intents) >= 0.8
+
+
+@pytest.mark.parametrize("ranking_length, expected", [(2, 2), (0, len(TRAIN))])
+def test_ranking_length_limits_the_ranking(project: Project, trained: BertIntentClassifier, ranking_length: int, expected: int) -> None:
+    component = project.load()
+    component.config["ranking_length"] = ranking_length
+    assert len(component.process(messages("放首歌"))[0].get(INTENT_RANKING_KEY)) == expected
+
+
+def test_persist_then_load_gives_identical_rankings(project: Project, trained: BertIntentClassifier) -> None:
+    texts, _ = pairs(HELD_OUT)
+    before = [message.get(INTENT_RANKING_KEY) for message in trained.process(messages(*texts))]
+    after = [message.get(INTENT_RANKING_KEY) for message in project.load().process(messages(*texts))]
+    assert after == before
+
+
+def test_empty_and_whitespace_messages_get_no_intent(trained: BertIntentClassifier) -> None:
+    processed = trained.process(messages("", "   \n\t", None, "放首歌"))
+    for message in processed[:3]:
+        assert message.get(INTENT) == {"name": None, "confidence": 0.0}
+        assert message.get(INTENT_RANKING_KEY) == []
+    assert processed[3].get(INTENT)["name"] == "music"
+
+
+def test_fallback_classifier_takes_over_below_its_threshold(trained: BertIntentClassifier, tmp_path: Path) -> None:
+    confidence = trained.process(messages("放首歌"))[0].get(INTENT)["confidence"]
+    for threshold, expected in [(confidence - 0.01, "music"), (min(confidence + 0.01, 1.0), "nlu_fallback")]:
+        fallback = FallbackClassifier.create(
+            {**FallbackClassifier.get_default_config(), "threshold": threshold},
+            LocalModelStorage(tmp_path), Resource("fallback"), ExecutionContext(GraphSchema({})),
+        )
+        assert fallback.process(trained.process(messages("放首歌")))[0].get(INTENT)["name"] == expected
+
+
+def test_examples_without_text_are_ignored(project: Project, tmp_path: Path) -> None:
+    data = training_data({"greet": TRAIN["greet"][:4], "music": TRAIN["music"][:4]})
+    data.training_examples.extend([Message(data={INTENT: "greet"}), Message(data={TEXT: "  ", INTENT: "weather"})])
+    component = Project(tmp_path, {**project.config, "epochs": 1}).create()
+    component.train(data)
+    assert component._model.labels == ["greet", "music"]
+
+
+def test_no_intents_skips_training_with_a_warning(project: Project, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    other = Project(tmp_path, project.config)
+    with caplog.at_level(logging.WARNING):
+        other.create().train(TrainingData([Message(data={TEXT: "只有文本没有意图"})]))
+    assert "no intent examples" in caplog.text
+    processed = other.load().process(messages("放首歌"))
+    assert processed[0].get(INTENT) is None and processed[0].get(INTENT_RANKING_KEY) is None
+
+
+def test_a_single_intent_is_predicted_with_full_confidence(project: Project, tmp_path: Path) -> None:
+    other = Project(tmp_path, {**project.config, "model_name": "never-loaded/model"})
+    other.create().train(training_data({"greet": TRAIN["greet"]}))
+    message = other.load().process(messages("明天天气如何"))[0]
+    assert message.get(INTENT) == {"name": "greet", "confidence": 1.0}
+    assert message.get(INTENT_RANKING_KEY) == [{"name": "greet", "confidence": 1.0}]
+
+
+def test_unloadable_model_name_fails_training_with_a_rasa_error(project: Project, tmp_path: Path) -> None:
+    component = Project(tmp_path, {**project.config, "model_name": "bert-base-chinese"}).create()
+    with pytest.raises(RasaException, match="could not load the pretrained model 'bert-base-chinese'"):
+        component.train(training_data({"greet": ["你好"], "music": ["放首歌"]}))

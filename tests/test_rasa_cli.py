@@ -1,0 +1,88 @@
+"""The real engine path: `rasa train nlu` and `rasa test nlu` as subprocesses, then `Agent` parsing."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+from rasa.core.agent import Agent
+
+from tests.dataset import HELD_OUT, TRAIN, write_config_yaml, write_nlu_yaml
+
+pytestmark = pytest.mark.slow
+
+
+def rasa(project: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """Run the rasa CLI in `project` with its own training cache; fail the test with its output."""
+    env = {**os.environ, "RASA_CACHE_DIRECTORY": str(project / ".rasa-cache"), "RASA_TELEMETRY_ENABLED": "false"}
+    result = subprocess.run(
+        [sys.executable, "-m", "rasa", *arguments], cwd=project, env=env,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, f"rasa {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Dict[str, Any]) -> Path:
+    """A Rasa project trained with `rasa train nlu`: the component followed by FallbackClassifier."""
+    path = tmp_path_factory.mktemp("project")
+    write_nlu_yaml(path / "data" / "nlu.yml", TRAIN)
+    write_nlu_yaml(path / "tests" / "nlu.yml", HELD_OUT)
+    write_config_yaml(
+        path / "config.yml",
+        [
+            {"name": "bert_intent.BertIntentClassifier", **tiny_settings, "ranking_length": 3},
+            {"name": "FallbackClassifier", "threshold": 0.5},
+        ],
+    )
+    rasa(path, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", "models", "--fixed-model-name", "nlu")
+    return path
+
+
+@pytest.fixture(scope="module")
+def agent(project: Path) -> Agent:
+    return Agent.load(str(project / "models" / "nlu.tar.gz"))
+
+
+def parse(agent: Agent, text: str) -> Dict[str, Any]:
+    return asyncio.run(agent.parse_message(text))
+
+
+def test_the_archive_is_self_contained_safetensors_and_json(project: Path) -> None:
+    with tarfile.open(project / "models" / "nlu.tar.gz") as archive:
+        names: List[str] = archive.getnames()
+    component_files = {Path(name).name for name in names if "BertIntentClassifier" in name}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "bert_intent.json"} <= component_files
+    assert not [name for name in names if Path(name).suffix in (".bin", ".pkl", ".pt", ".pth")]
+
+
+def test_parse_returns_intent_and_ranking(agent: Agent) -> None:
+    result = parse(agent, "明天会下雨吗")
+    assert result["intent"]["name"] == "weather"
+    assert isinstance(result["intent"]["confidence"], float) and result["intent"]["confidence"] > 0.5
+    ranking = result["intent_ranking"]
+    assert len(ranking) == 3 and ranking[0]["name"] == "weather"
+    assert [entry["confidence"] for entry in ranking] == sorted((entry["confidence"] for entry in ranking), reverse=True)
+    json.dumps(result)  # what the HTTP API returns must serialise
+
+
+def test_fallback_classifier_turns_empty_and_unsure_messages_into_nlu_fallback(agent: Agent) -> None:
+    assert parse(agent, "")["intent"]["name"] == "nlu_fallback"
+    for text in ["嗯", "asdfgh", "😀😀😀", "帮我订一张机票"]:
+        intent = parse(agent, text)["intent"]
+        assert intent["name"] == "nlu_fallback" or intent["confidence"] >= 0.5  # never kept below threshold
+    assert parse(agent, "帮我订一张机票")["intent"]["name"] == "book_ticket"
+
+
+def test_rasa_test_nlu_writes_the_intent_report(project: Path) -> None:
+    rasa(project, "test", "nlu", "--model", "models/nlu.tar.gz", "--nlu", "tests/nlu.yml", "--out", "results")
+    report = json.loads((project / "results" / "intent_report.json").read_text(encoding="utf-8"))
+    assert set(HELD_OUT) <= set(report)
+    assert report["accuracy"] >= 0.8
+    assert (project / "results" / "intent_confusion_matrix.png").is_file()

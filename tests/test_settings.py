@@ -1,0 +1,59 @@
+"""Config validation: defaults, unknown keys, bad values, device resolution."""
+
+import pytest
+import torch
+
+from bert_intent import settings
+from bert_intent.errors import ConfigError
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    resolved = settings.validate({})
+    assert resolved["model_name"] == "bert-base-chinese"
+    assert resolved["learning_rate"] == 2e-5
+    assert resolved["ranking_length"] == 10
+    assert resolved["device"] == "auto"
+
+
+def test_unknown_key_is_rejected_with_its_name_and_the_allowed_keys() -> None:
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) 'epoch'.*Allowed keys: model_name"):
+        settings.validate({"epoch": 3})
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("epochs", 0),
+        ("epochs", 2.5),
+        ("epochs", True),
+        ("batch_size", "16"),
+        ("learning_rate", -1),
+        ("learning_rate", "fast"),
+        ("learning_rate", float("nan")),
+        ("warmup_ratio", 1.0),
+        ("max_length", 2),
+        ("ranking_length", -1),
+        ("device", "tpu"),
+        ("model_name", ""),
+        ("model_name", None),
+    ],
+)
+def test_invalid_value_is_rejected_naming_the_key_and_what_is_allowed(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=rf"'{key}' must be .+, got"):
+        settings.validate({key: value})
+
+
+def test_numbers_written_as_text_by_yaml_are_accepted() -> None:
+    assert settings.validate({"learning_rate": "2e-5"})["learning_rate"] == 2e-5
+
+
+def test_auto_device_picks_what_is_available() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert settings.resolve_device("auto").type == expected
+    assert settings.resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="device 'cuda' was requested but is not available"):
+        settings.resolve_device("cuda")

@@ -1,0 +1,91 @@
+"""Fine-tuning and inference without Rasa, on the tiny BERT loaded exactly like a real checkpoint."""
+
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import pytest
+import torch
+
+from bert_intent import settings
+from bert_intent.errors import ModelLoadError
+from bert_intent.model import IntentModel
+from bert_intent.training import fine_tune
+from tests.dataset import HELD_OUT, TRAIN, pairs
+
+
+@pytest.fixture(scope="module")
+def config(tiny_settings: Dict[str, Any]) -> Dict[str, Any]:
+    return settings.validate(tiny_settings)
+
+
+@pytest.fixture(scope="module")
+def trained(config: Dict[str, Any]) -> IntentModel:
+    return fine_tune(*pairs(TRAIN), config)
+
+
+def accuracy(model: IntentModel, data: Dict[str, list]) -> float:
+    texts, intents = pairs(data)
+    predicted = model.predict_proba(texts).argmax(axis=1)
+    return float(np.mean([model.labels[index] == intent for index, intent in zip(predicted, intents)]))
+
+
+def test_fine_tuning_learns_held_out_examples(trained: IntentModel) -> None:
+    assert trained.labels == sorted(TRAIN)
+    assert accuracy(trained, HELD_OUT) >= 0.8  # chance is 0.2
+
+
+def test_probabilities_are_a_distribution_over_the_labels(trained: IntentModel) -> None:
+    probabilities = trained.predict_proba(["今天天气怎么样", "放首歌"])
+    assert probabilities.shape == (2, len(TRAIN))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_save_then_load_gives_identical_predictions(trained: IntentModel, tmp_path: Path) -> None:
+    trained.save(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not [path for path in tmp_path.rglob("*") if path.suffix in (".bin", ".pkl", ".pt", ".pth")]
+    loaded = IntentModel.load(tmp_path, torch.device("cpu"))
+    texts, _ = pairs(HELD_OUT)
+    assert loaded.labels == trained.labels
+    np.testing.assert_array_equal(loaded.predict_proba(texts), trained.predict_proba(texts))
+
+
+def test_same_data_and_seed_give_the_same_predictions(trained: IntentModel, config: Dict[str, Any]) -> None:
+    texts, _ = pairs(HELD_OUT)
+    again = fine_tune(*pairs(TRAIN), config)
+    np.testing.assert_array_equal(again.predict_proba(texts), trained.predict_proba(texts))
+
+
+def test_batch_order_and_padding_do_not_change_the_prediction(trained: IntentModel) -> None:
+    alone = trained.predict_proba(["明天会下雨吗"])[0]
+    mixed = trained.predict_proba(["你好", "明天会下雨吗", "设一个早上七点的闹钟，顺便放首歌" * 3])[1]
+    np.testing.assert_allclose(mixed, alone, atol=1e-5)
+
+
+def test_very_long_text_is_truncated_not_an_error(trained: IntentModel) -> None:
+    probabilities = trained.predict_proba(["明天会下雨吗" * 20_000])
+    assert probabilities.shape == (1, len(TRAIN))
+
+
+def test_max_length_above_the_checkpoint_limit_is_capped(config: Dict[str, Any]) -> None:
+    texts, intents = pairs({"greet": TRAIN["greet"][:3], "music": TRAIN["music"][:3]})
+    model = fine_tune(texts, intents, {**config, "epochs": 1, "max_length": 4096})
+    assert model.settings["max_length"] == 64  # the tiny BERT's max_position_embeddings
+    assert model.predict_proba(["放首歌" * 100]).shape == (1, 2)
+
+
+def test_a_single_intent_needs_no_network(config: Dict[str, Any], tmp_path: Path) -> None:
+    model = fine_tune(["你好", "您好"], ["greet", "greet"], {**config, "model_name": "never-loaded/model"})
+    assert model.network is None
+    np.testing.assert_array_equal(model.predict_proba(["随便什么", "x"]), [[1.0], [1.0]])
+    model.save(tmp_path)
+    assert IntentModel.load(tmp_path, torch.device("cpu")).labels == ["greet"]
+
+
+def test_unloadable_model_name_is_one_clear_error(config: Dict[str, Any]) -> None:
+    with pytest.raises(ModelLoadError) as raised:
+        fine_tune(["你好", "放首歌"], ["greet", "music"], {**config, "model_name": "no-such-org/bert-typo"})
+    message = str(raised.value)
+    assert "'no-such-org/bert-typo'" in message
+    assert "set `model_name` to that directory" in message and "HF_ENDPOINT" in message
