@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Text, Type
 
+import numpy as np
+
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -126,9 +128,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tune on the examples that have both text and an intent, then persist the model."""
         examples = [
-            (message.get(TEXT).strip(), message.get(INTENT))
-            for message in training_data.intent_examples
-            if isinstance(message.get(TEXT), str) and message.get(TEXT).strip()
+            (_text(message), message.get(INTENT)) for message in training_data.intent_examples if _text(message)
         ]
         if not examples:
             logger.warning(
@@ -147,19 +147,26 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         """Set `intent` and `intent_ranking` on every message, scoring all texts in batches."""
         if self._model is None:
             return messages
-        texts = [message.get(TEXT) for message in messages]
-        scored = [index for index, text in enumerate(texts) if isinstance(text, str) and text.strip()]
-        probabilities = self._model.predict_proba([texts[index].strip() for index in scored])
-        rankings: List[List[Dict[str, Any]]] = [[] for _ in messages]
-        for row, index in enumerate(scored):
-            ranking = sorted(
-                ({"name": label, "confidence": float(p)} for label, p in zip(self._model.labels, probabilities[row])),
-                key=lambda entry: -entry["confidence"],
-            )
-            rankings[index] = ranking
-        ranking_length = self.config["ranking_length"]
-        for message, ranking in zip(messages, rankings):
+        texts = [_text(message) for message in messages]
+        scored = [index for index, text in enumerate(texts) if text]
+        probabilities = dict(zip(scored, self._model.predict_proba([texts[index] for index in scored])))
+        for index, message in enumerate(messages):
+            ranking = self._ranking(probabilities[index]) if index in probabilities else []
             intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
             message.set(INTENT, intent, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, ranking[:ranking_length] if ranking_length else ranking, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking[: self.config["ranking_length"] or None], add_to_output=True)
         return messages
+
+    def _ranking(self, probabilities: np.ndarray) -> List[Dict[str, Any]]:
+        """Intents by descending confidence, as Python floats (numpy floats break `rasa test nlu`)."""
+        ranking = [
+            {"name": label, "confidence": float(probability)}
+            for label, probability in zip(self._model.labels, probabilities)
+        ]
+        return sorted(ranking, key=lambda entry: -entry["confidence"])
+
+
+def _text(message: Message) -> str:
+    """The message's text without surrounding whitespace; empty when it has none."""
+    text = message.get(TEXT)
+    return text.strip() if isinstance(text, str) else ""

@@ -21,6 +21,11 @@ find_python() {
     return 1
 }
 
+if [ -e .venv ] && ! supported .venv/bin/python >/dev/null; then
+    echo "error: .venv exists but its Python is not 3.8-3.10 (or is broken)." >&2
+    echo "Move it away or delete it (e.g. 'rm -rf .venv'), then run this again." >&2
+    exit 1
+fi
 if [ ! -x .venv/bin/python ]; then
     python=$(find_python) || {
         echo "error: bert-intent needs Python 3.8, 3.9 or 3.10 (Rasa 3.6 supports no other)." >&2

@@ -28,26 +28,34 @@ def rasa(project: Path, *arguments: str) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Dict[str, Any]) -> Path:
-    """A Rasa project trained with `rasa train nlu`: the component followed by FallbackClassifier."""
-    path = tmp_path_factory.mktemp("project")
+def train_project(path: Path, pipeline: List[Dict[str, Any]]) -> Path:
+    """Write a project with the test data and `pipeline`, and train it with `rasa train nlu`."""
     write_nlu_yaml(path / "data" / "nlu.yml", TRAIN)
     write_nlu_yaml(path / "tests" / "nlu.yml", HELD_OUT)
-    write_config_yaml(
-        path / "config.yml",
-        [
-            {"name": "bert_intent.BertIntentClassifier", **tiny_settings, "ranking_length": 3},
-            {"name": "FallbackClassifier", "threshold": 0.5},
-        ],
-    )
+    write_config_yaml(path / "config.yml", pipeline)
     rasa(path, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", "models", "--fixed-model-name", "nlu")
     return path
 
 
 @pytest.fixture(scope="module")
-def agent(project: Path) -> Agent:
+def project(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Dict[str, Any]) -> Path:
+    """The component alone on raw text, followed by FallbackClassifier."""
+    return train_project(
+        tmp_path_factory.mktemp("project"),
+        [
+            {"name": "bert_intent.BertIntentClassifier", **tiny_settings, "ranking_length": 3},
+            {"name": "FallbackClassifier", "threshold": 0.5},
+        ],
+    )
+
+
+def load_agent(project: Path) -> Agent:
     return Agent.load(str(project / "models" / "nlu.tar.gz"))
+
+
+@pytest.fixture(scope="module")
+def agent(project: Path) -> Agent:
+    return load_agent(project)
 
 
 def parse(agent: Agent, text: str) -> Dict[str, Any]:
@@ -86,3 +94,15 @@ def test_rasa_test_nlu_writes_the_intent_report(project: Path) -> None:
     assert set(HELD_OUT) <= set(report)
     assert report["accuracy"] >= 0.8
     assert (project / "results" / "intent_confusion_matrix.png").is_file()
+
+
+def test_works_after_a_tokenizer_and_featurizer(tmp_path: Path, tiny_settings: Dict[str, Any]) -> None:
+    project = train_project(
+        tmp_path,
+        [
+            {"name": "JiebaTokenizer"},
+            {"name": "CountVectorsFeaturizer"},
+            {"name": "bert_intent.BertIntentClassifier", **tiny_settings},
+        ],
+    )
+    assert parse(load_agent(project), "明天会下雨吗")["intent"]["name"] == "weather"
