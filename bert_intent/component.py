@@ -25,7 +25,7 @@ from bert_intent.training import fine_tune
 
 logger = logging.getLogger(__name__)
 
-# Keys Rasa itself adds to every trainable component's config.
+# Keys Rasa adds to the config itself (`rasa train --finetune` adds this one).
 _RASA_KEYS = ("finetuning_epoch_fraction",)
 
 

@@ -77,13 +77,13 @@ class IntentModel:
         metadata_path = directory / METADATA_FILE
         try:
             metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
+            labels, settings = list(metadata["labels"]), dict(metadata["settings"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelLoadError(
-                f"Cannot read {metadata_path}: {error}. Retrain the model with `rasa train`."
+                f"Cannot read {metadata_path}: {error!r}. Retrain the model with `rasa train`."
             ) from error
-        labels = metadata["labels"]
         if len(labels) == 1:
-            return cls(labels, metadata["settings"])
+            return cls(labels, settings)
         try:
             tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
             network = AutoModelForSequenceClassification.from_pretrained(
@@ -94,7 +94,7 @@ class IntentModel:
                 f"Cannot load the trained network from {directory}: {error}. "
                 "Retrain the model with `rasa train`."
             ) from error
-        return cls(labels, metadata["settings"], tokenizer, network.to(device))
+        return cls(labels, settings, tokenizer, network.to(device))
 
 
 def load_pretrained(

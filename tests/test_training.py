@@ -89,3 +89,10 @@ def test_unloadable_model_name_is_one_clear_error(config: Dict[str, Any]) -> Non
     message = str(raised.value)
     assert "'no-such-org/bert-typo'" in message
     assert "set `model_name` to that directory" in message and "HF_ENDPOINT" in message
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"labels": ["a", "b"]}', "[]"])
+def test_unreadable_metadata_is_a_clear_load_error(tmp_path: Path, content: str) -> None:
+    (tmp_path / "bert_intent.json").write_text(content, encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=r"bert_intent\.json.*Retrain the model with `rasa train`"):
+        IntentModel.load(tmp_path, torch.device("cpu"))
