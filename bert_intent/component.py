@@ -84,15 +84,14 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
-        model: Optional[IntentModel] = None,
     ) -> None:
-        """Validate the config; `model` is the trained model, if there is one."""
+        """Validate the config; the component is untrained until `train` or `load` gives it a model."""
         own_config = {key: value for key, value in config.items() if key not in _RASA_KEYS}
         with _reported_to_rasa():
             self.config = bert_settings.validate(own_config)
         self._model_storage = model_storage
         self._resource = resource
-        self._model = model
+        self._model: Optional[IntentModel] = None
 
     @classmethod
     def create(
@@ -128,7 +127,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tune on the examples that have both text and an intent, then persist the model."""
         examples = [
-            (_text(message), message.get(INTENT)) for message in training_data.intent_examples if _text(message)
+            (text, intent)
+            for text, intent in ((_text(message), message.get(INTENT)) for message in training_data.intent_examples)
+            if text
         ]
         if not examples:
             logger.warning(

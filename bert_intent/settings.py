@@ -15,16 +15,12 @@ class _Key(NamedTuple):
     coerce: Callable[[Any], Optional[Any]]  # the accepted value, or None when not allowed
 
 
-def _positive_int(value: Any) -> Optional[int]:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _non_negative_int(value: Any) -> Optional[int]:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
 def _int(value: Any) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _int_at_least(minimum: int) -> Callable[[Any], Optional[int]]:
+    return lambda value: value if _int(value) is not None and value >= minimum else None
 
 
 def _float(value: Any) -> Optional[float]:
@@ -52,10 +48,6 @@ def _model_name(value: Any) -> Optional[str]:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _max_length(value: Any) -> Optional[int]:
-    return value if _int(value) is not None and value >= 3 else None
-
-
 def _device(value: Any) -> Optional[str]:
     return value.lower() if isinstance(value, str) and value.lower() in DEVICE_CHOICES else None
 
@@ -64,13 +56,13 @@ KEYS: Dict[str, _Key] = {
     "model_name": _Key(
         "bert-base-chinese", "a Hugging Face model id or a local checkpoint directory", _model_name
     ),
-    "epochs": _Key(5, "a positive integer", _positive_int),
-    "batch_size": _Key(16, "a positive integer", _positive_int),
+    "epochs": _Key(5, "a positive integer", _int_at_least(1)),
+    "batch_size": _Key(16, "a positive integer", _int_at_least(1)),
     "learning_rate": _Key(2e-5, "a positive number", _positive_float),
     "warmup_ratio": _Key(0.1, "a number in [0, 1)", _fraction),
-    "max_length": _Key(128, "an integer of at least 3 (tokens, [CLS] and [SEP] included)", _max_length),
+    "max_length": _Key(128, "an integer of at least 3 (tokens, [CLS] and [SEP] included)", _int_at_least(3)),
     "random_seed": _Key(42, "an integer", _int),
-    "ranking_length": _Key(10, "an integer >= 0 (0 lists every intent)", _non_negative_int),
+    "ranking_length": _Key(10, "an integer >= 0 (0 lists every intent)", _int_at_least(0)),
     "device": _Key("auto", f"one of {', '.join(DEVICE_CHOICES)}", _device),
 }
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def rasa(project: Path, *arguments: str) -> subprocess.CompletedProcess:
     """Run the rasa CLI in `project` with its own training cache; fail the test with its output."""
-    env = {**os.environ, "RASA_CACHE_DIRECTORY": str(project / ".rasa-cache"), "RASA_TELEMETRY_ENABLED": "false"}
+    env = {**os.environ, "RASA_CACHE_DIRECTORY": str(project / ".rasa-cache")}
     result = subprocess.run(
         [sys.executable, "-m", "rasa", *arguments], cwd=project, env=env,
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
