@@ -17,8 +17,10 @@ from rasa.shared.exceptions import InvalidConfigException, RasaException
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from rasa.shared.utils.io import raise_warning
 
 from bert_intent import settings as bert_settings
+from bert_intent.data_checks import training_data_warnings
 from bert_intent.errors import BertIntentError, ConfigError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
@@ -125,21 +127,26 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         return component
 
     def train(self, training_data: TrainingData) -> Resource:
-        """Fine-tune on the examples that have both text and an intent, then persist the model."""
+        """Train on the examples that have both text and an intent, then persist the model.
+
+        Under `rasa train --finetune` Rasa loads the previous model first, and training continues it.
+        """
         examples = [
             (text, intent)
             for text, intent in ((_text(message), message.get(INTENT)) for message in training_data.intent_examples)
             if text
         ]
         if not examples:
-            logger.warning(
+            raise_warning(
                 "BertIntentClassifier: the training data has no intent examples with text, so no "
                 "intent classifier was trained and messages will get no intent."
             )
             return self._resource
         texts, intents = zip(*examples)
+        for warning in training_data_warnings(texts, intents):
+            raise_warning(f"BertIntentClassifier: {warning}")
         with _reported_to_rasa():
-            self._model = fine_tune(texts, intents, self.config)
+            self._model = fine_tune(texts, intents, self.config, start_from=self._model)
         with self._model_storage.write_to(self._resource) as model_dir:
             self._model.save(model_dir)
         return self._resource

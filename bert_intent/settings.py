@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional
 import torch
 
 from bert_intent.errors import ConfigError
+from bert_intent.scratch import SIZE_PRESETS
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -44,6 +45,14 @@ def _fraction(value: Any) -> Optional[float]:
     return number if number is not None and 0 <= number < 1 else None
 
 
+def _bool(value: Any) -> Optional[bool]:
+    return value if isinstance(value, bool) else None
+
+
+def _scratch_size(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value in SIZE_PRESETS else None
+
+
 def _model_name(value: Any) -> Optional[str]:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
@@ -56,6 +65,10 @@ KEYS: Dict[str, _Key] = {
     "model_name": _Key(
         "bert-base-chinese", "a Hugging Face model id or a local checkpoint directory", _model_name
     ),
+    "pretrained": _Key(
+        True, "true (fine-tune model_name) or false (train a small BERT from scratch, offline)", _bool
+    ),
+    "scratch_size": _Key("mini", f"one of {', '.join(SIZE_PRESETS)}", _scratch_size),
     "epochs": _Key(5, "a positive integer", _int_at_least(1)),
     "batch_size": _Key(16, "a positive integer", _int_at_least(1)),
     "learning_rate": _Key(2e-5, "a positive number", _positive_float),

@@ -11,29 +11,17 @@ from pathlib import Path  # noqa: E402
 from typing import Any, Dict  # noqa: E402
 
 import pytest  # noqa: E402
-from transformers import BertConfig, BertModel, BertTokenizerFast  # noqa: E402
 
+from bert_intent.scratch import build_from_scratch  # noqa: E402
 from tests.dataset import characters  # noqa: E402
-
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer BERT with a character vocabulary, saved with `save_pretrained` like bert-base-chinese."""
+    """A tiny random BERT with a character vocabulary, saved with `save_pretrained` like bert-base-chinese."""
     directory = tmp_path_factory.mktemp("tiny-bert")
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + characters())}
-    # transformers 5 builds the tokenizer from `vocab=` (a dict); `vocab_file=` would be ignored.
-    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True, tokenize_chinese_chars=True)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(directory)
+    tokenizer, network = build_from_scratch(characters(), ["unused"], "tiny", max_length=64)
+    network.bert.save_pretrained(directory)  # the encoder alone, as a pretrained checkpoint is published
     tokenizer.save_pretrained(directory)
     return directory
 

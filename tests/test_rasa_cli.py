@@ -2,9 +2,6 @@
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any, Dict, List
@@ -12,41 +9,32 @@ from typing import Any, Dict, List
 import pytest
 from rasa.core.agent import Agent
 
+from tests.cli import rasa
 from tests.dataset import HELD_OUT, TRAIN, write_config_yaml, write_nlu_yaml
 
 pytestmark = pytest.mark.slow
 
 
-def rasa(project: Path, *arguments: str) -> subprocess.CompletedProcess:
-    """Run the rasa CLI in `project` with its own training cache; fail the test with its output."""
-    env = {**os.environ, "RASA_CACHE_DIRECTORY": str(project / ".rasa-cache")}
-    result = subprocess.run(
-        [sys.executable, "-m", "rasa", *arguments], cwd=project, env=env,
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, f"rasa {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def train_project(path: Path, pipeline: List[Dict[str, Any]]) -> Path:
-    """Write a project with the test data and `pipeline`, and train it with `rasa train nlu`."""
-    write_nlu_yaml(path / "data" / "nlu.yml", TRAIN)
+def train_project(path: Path, pipeline: List[Dict[str, Any]], data: Dict[str, List[str]] = TRAIN) -> str:
+    """Write a project with `data` and `pipeline`, train it with `rasa train nlu`, return its output."""
+    write_nlu_yaml(path / "data" / "nlu.yml", data)
     write_nlu_yaml(path / "tests" / "nlu.yml", HELD_OUT)
     write_config_yaml(path / "config.yml", pipeline)
-    rasa(path, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", "models", "--fixed-model-name", "nlu")
-    return path
+    return rasa(path, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", "models", "--fixed-model-name", "nlu")
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Dict[str, Any]) -> Path:
     """The component alone on raw text, followed by FallbackClassifier."""
-    return train_project(
-        tmp_path_factory.mktemp("project"),
+    path = tmp_path_factory.mktemp("project")
+    train_project(
+        path,
         [
             {"name": "bert_intent.BertIntentClassifier", **tiny_settings, "ranking_length": 3},
             {"name": "FallbackClassifier", "threshold": 0.5},
         ],
     )
+    return path
 
 
 def load_agent(project: Path) -> Agent:
@@ -97,7 +85,7 @@ def test_rasa_test_nlu_writes_the_intent_report(project: Path) -> None:
 
 
 def test_works_after_a_tokenizer_and_featurizer(tmp_path: Path, tiny_settings: Dict[str, Any]) -> None:
-    project = train_project(
+    train_project(
         tmp_path,
         [
             {"name": "JiebaTokenizer"},
@@ -105,4 +93,18 @@ def test_works_after_a_tokenizer_and_featurizer(tmp_path: Path, tiny_settings: D
             {"name": "bert_intent.BertIntentClassifier", **tiny_settings},
         ],
     )
-    assert parse(load_agent(project), "明天会下雨吗")["intent"]["name"] == "weather"
+    assert parse(load_agent(tmp_path), "明天会下雨吗")["intent"]["name"] == "weather"
+
+
+def test_awkward_data_trains_and_the_warnings_name_the_intents(tmp_path: Path, tiny_settings: Dict[str, Any]) -> None:
+    awkward = {
+        "greet": TRAIN["greet"] + ["放首歌"],  # also a music example
+        "music": TRAIN["music"],
+        "weather": [f"{text}{number}" for number in range(4) for text in TRAIN["weather"]],  # 60 examples
+        "alarm": ["设一个早上七点的闹钟"],  # a single example
+    }
+    output = train_project(tmp_path, [{"name": "bert_intent.BertIntentClassifier", **tiny_settings, "epochs": 2}], awkward)
+    assert "appear under more than one intent: '放首歌' (greet, music)" in output
+    assert "fewer than 5 examples: 'alarm' (1)" in output
+    assert "Intent 'weather' has 60 examples, at least 10x as many as 'alarm' (1)" in output
+    assert (tmp_path / "models" / "nlu.tar.gz").is_file()

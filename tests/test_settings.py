@@ -36,6 +36,10 @@ def test_unknown_key_is_rejected_with_its_name_and_the_allowed_keys() -> None:
         ("device", "tpu"),
         ("model_name", ""),
         ("model_name", None),
+        ("pretrained", "no"),
+        ("pretrained", 0),
+        ("scratch_size", "huge"),
+        ("scratch_size", ["tiny"]),
     ],
 )
 def test_invalid_value_is_rejected_naming_the_key_and_what_is_allowed(key: str, value: object) -> None:

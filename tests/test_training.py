@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bert_intent import settings
-from bert_intent.errors import ModelLoadError
+from bert_intent.errors import BertIntentError, ModelLoadError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
 from tests.dataset import HELD_OUT, TRAIN, pairs
@@ -96,3 +96,18 @@ def test_unreadable_metadata_is_a_clear_load_error(tmp_path: Path, content: str)
     (tmp_path / "bert_intent.json").write_text(content, encoding="utf-8")
     with pytest.raises(ModelLoadError, match=r"bert_intent\.json.*Retrain the model with `rasa train`"):
         IntentModel.load(tmp_path, torch.device("cpu"))
+
+
+def test_training_can_continue_from_a_trained_model(trained: IntentModel, config: Dict[str, Any]) -> None:
+    texts, _ = pairs(HELD_OUT)
+    before = trained.predict_proba(texts)
+    # Continuing with a vanishing learning rate must leave the trained network as it was.
+    continued = fine_tune(*pairs(TRAIN), {**config, "epochs": 1, "learning_rate": 1e-12}, start_from=trained)
+    np.testing.assert_allclose(continued.predict_proba(texts), before, atol=1e-5)
+    assert accuracy(continued, HELD_OUT) >= 0.8
+
+
+def test_continuing_with_changed_intents_names_them(trained: IntentModel, config: Dict[str, Any]) -> None:
+    data = {**{intent: TRAIN[intent] for intent in TRAIN if intent != "alarm"}, "news": ["今天有什么新闻"]}
+    with pytest.raises(BertIntentError, match=r"intents changed \(added: news; removed: alarm\)"):
+        fine_tune(*pairs(data), config, start_from=trained)

@@ -1,0 +1,194 @@
+"""Every journey a user takes with example_bot, through the real rasa CLI.
+
+The bot is copied to a temporary directory and trained with `--config config_offline.yml`, its own
+configuration for machines that cannot download bert-base-chinese: a small BERT built from scratch.
+"""
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple, Tuple
+
+import pexpect
+import pytest
+import requests
+import yaml
+from rasa.core.agent import Agent
+
+from tests.cli import free_port, rasa, rasa_command, rasa_env
+
+pytestmark = pytest.mark.slow
+
+REPOSITORY = Path(__file__).parent.parent
+EXAMPLE_BOT = REPOSITORY / "example_bot"
+OFFLINE_CONFIG = "config_offline.yml"
+CLASSIFIER = "BertIntentClassifier"
+
+
+class Bot(NamedTuple):
+    path: Path
+    train_output: str  # what the first `rasa train` printed
+
+
+def copy_bot(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("models", "results", ".rasa"))
+    return destination
+
+
+def held_out() -> List[Tuple[str, str]]:
+    """(text, intent) pairs of example_bot/tests/nlu_test.yml."""
+    data = yaml.safe_load((EXAMPLE_BOT / "tests" / "nlu_test.yml").read_text(encoding="utf-8"))
+    return [
+        (line.strip()[2:], block["intent"])
+        for block in data["nlu"]
+        for line in block["examples"].splitlines()
+        if line.strip().startswith("- ")
+    ]
+
+
+def held_out_accuracy(model: Path) -> float:
+    agent = Agent.load(str(model))
+
+    async def predicted(text: str) -> str:
+        return (await agent.parse_message(text))["intent"]["name"]
+
+    examples = held_out()
+    return sum(asyncio.run(predicted(text)) == intent for text, intent in examples) / len(examples)
+
+
+def response(name: str) -> str:
+    domain = yaml.safe_load((EXAMPLE_BOT / "domain.yml").read_text(encoding="utf-8"))
+    return domain["responses"][name][0]["text"]
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory) -> Bot:
+    path = copy_bot(EXAMPLE_BOT, tmp_path_factory.mktemp("bot") / "example_bot")
+    output = rasa(path, "train", "--config", OFFLINE_CONFIG, "--out", "models", "--fixed-model-name", "bot")
+    return Bot(path, output)
+
+
+def test_rasa_train_builds_a_model_and_retraining_unchanged_data_uses_the_cache(bot: Bot) -> None:
+    assert f"Starting to train component '{CLASSIFIER}'" in bot.train_output
+    assert (bot.path / "models" / "bot.tar.gz").is_file()
+    again = rasa(bot.path, "train", "--config", OFFLINE_CONFIG, "--out", "models", "--fixed-model-name", "again")
+    assert f"Restored component '{CLASSIFIER}' from cache" in again
+    assert f"Starting to train component '{CLASSIFIER}'" not in again
+
+
+def test_rasa_shell_answers_a_chinese_message_in_a_terminal(bot: Bot) -> None:
+    shell = pexpect.spawn(
+        sys.executable, rasa_command("shell", "--model", "models/bot.tar.gz", "--port", str(free_port()))[1:],
+        cwd=str(bot.path), env=rasa_env(bot.path), encoding="utf-8", timeout=180, dimensions=(50, 200),
+    )
+    try:
+        shell.expect("Your input ->")
+        shell.send("你好\r")
+        shell.expect(re.escape(response("utter_greet")))
+        shell.expect("Your input ->")
+        shell.send("/stop\r")
+        shell.expect(pexpect.EOF)
+    finally:
+        shell.close(force=True)
+
+
+def test_rasa_run_serves_model_parse_over_http(bot: Bot) -> None:
+    port = free_port()
+    log = bot.path / "rasa-run.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            rasa_command("run", "--enable-api", "--model", "models/bot.tar.gz", "-i", "127.0.0.1", "-p", str(port)),
+            cwd=bot.path, env=rasa_env(bot.path), stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while not _answers(url):
+            assert server.poll() is None, f"rasa run exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"rasa run did not start:\n{log.read_text()}"
+            time.sleep(1)
+        parsed = requests.post(f"{url}/model/parse", json={"text": "明天上海会下雨吗"}, timeout=30).json()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert parsed["intent"]["name"] == "ask_weather"
+    assert 0.5 < parsed["intent"]["confidence"] <= 1
+    ranking = parsed["intent_ranking"]
+    assert ranking[0]["name"] == "ask_weather"
+    assert [entry["confidence"] for entry in ranking] == sorted((entry["confidence"] for entry in ranking), reverse=True)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.ConnectionError:
+        return False
+
+
+def test_rasa_test_nlu_reports_on_the_held_out_file(bot: Bot) -> None:
+    rasa(bot.path, "test", "nlu", "--model", "models/bot.tar.gz", "--nlu", "tests/nlu_test.yml", "--out", "results/nlu")
+    report = json.loads((bot.path / "results" / "nlu" / "intent_report.json").read_text(encoding="utf-8"))
+    assert {intent for _, intent in held_out()} <= set(report)
+    assert report["accuracy"] > 0.6  # chance is 1/14
+    assert (bot.path / "results" / "nlu" / "intent_confusion_matrix.png").is_file()
+
+
+def test_rasa_test_runs_the_test_stories(bot: Bot) -> None:
+    rasa(bot.path, "test", "--model", "models/bot.tar.gz", "--stories", "tests/test_stories.yml",
+         "--nlu", "tests/nlu_test.yml", "--out", "results/all")
+    report = json.loads((bot.path / "results" / "all" / "story_report.json").read_text(encoding="utf-8"))
+    assert report["conversation_accuracy"]["total"] == 3
+    assert report["conversation_accuracy"]["accuracy"] == 1.0
+
+
+def add_examples(bot: Path, intent: str, examples: List[str]) -> None:
+    nlu = bot / "data" / "nlu.yml"
+    header = f"  - intent: {intent}\n    examples: |\n"
+    text = nlu.read_text(encoding="utf-8")
+    assert header in text
+    nlu.write_text(text.replace(header, header + "".join(f"      - {example}\n" for example in examples)), encoding="utf-8")
+
+
+def test_rasa_train_finetune_continues_from_the_previous_model(bot: Bot, tmp_path: Path) -> None:
+    copy = copy_bot(bot.path, tmp_path / "bot")
+    shutil.copytree(bot.path / "models", copy / "models")
+    add_examples(copy, "book_flight", ["帮我订一张下周二去拉萨的机票", "订两张后天飞三亚的经济舱"])
+    output = rasa(copy, "train", "--finetune", "models/bot.tar.gz", "--epoch-fraction", "0.05",
+                  "--config", OFFLINE_CONFIG, "--out", "models", "--fixed-model-name", "finetuned")
+    assert "Training the previously trained model (continued)" in output
+    assert "for 1 epochs" in output  # 15 epochs x 0.05, rounded up
+    # One epoch from a fresh network would be near chance (1/14); continuing keeps what was learnt.
+    assert held_out_accuracy(copy / "models" / "finetuned.tar.gz") > 0.6
+
+
+def test_rasa_train_finetune_with_changed_intents_says_why_it_cannot(bot: Bot, tmp_path: Path) -> None:
+    copy = copy_bot(bot.path, tmp_path / "bot")
+    shutil.copytree(bot.path / "models", copy / "models")
+    nlu = copy / "data" / "nlu.yml"
+    nlu.write_text(nlu.read_text(encoding="utf-8").replace("- intent: ask_movie", "- intent: chat_about_films"), encoding="utf-8")
+    output = rasa(copy, "train", "--finetune", "models/bot.tar.gz", "--config", OFFLINE_CONFIG, expect_success=False)
+    assert "Cannot finetune because NLU training data contains new labels" in output
+    assert "Traceback" not in output
+
+
+def test_make_demo_says_the_hub_is_unreachable_and_talks_with_a_model_trained_from_scratch(bot: Bot) -> None:
+    """What `make demo` runs, on this copy of the bot, with the Hub unreachable (HF_HUB_OFFLINE=1)."""
+    demo = pexpect.spawn(
+        "bash", [str(REPOSITORY / "scripts" / "demo.sh"), str(bot.path)],
+        env={**rasa_env(bot.path), "HF_HUB_OFFLINE": "1"}, encoding="utf-8", timeout=300, dimensions=(50, 200),
+    )
+    try:
+        demo.expect("NO PRETRAINED CHECKPOINT: 'bert-base-chinese' is not in the Hugging Face cache")
+        demo.expect("Your Rasa model is trained")
+        demo.expect("Your input ->")
+        demo.send("帮我订一张明天去上海的机票\r")
+        demo.expect(re.escape(response("utter_book_flight")))
+        demo.send("/stop\r")
+        demo.expect(pexpect.EOF)
+    finally:
+        demo.close(force=True)
