@@ -1,6 +1,5 @@
 """The Rasa component in-process: config checks, training, output structure, persistence, edge cases."""
 
-import logging
 from pathlib import Path
 from typing import Any, Dict, List
 

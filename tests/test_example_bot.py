@@ -9,10 +9,9 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Tuple
+from typing import List, NamedTuple, Tuple
 
 import pexpect
 import pytest
@@ -82,9 +81,9 @@ def test_rasa_train_builds_a_model_and_retraining_unchanged_data_uses_the_cache(
 
 
 def test_rasa_shell_answers_a_chinese_message_in_a_terminal(bot: Bot) -> None:
+    python, *arguments = rasa_command("shell", "--model", "models/bot.tar.gz", "--port", str(free_port()))
     shell = pexpect.spawn(
-        sys.executable, rasa_command("shell", "--model", "models/bot.tar.gz", "--port", str(free_port()))[1:],
-        cwd=str(bot.path), env=rasa_env(bot.path), encoding="utf-8", timeout=180, dimensions=(50, 200),
+        python, arguments, cwd=str(bot.path), env=rasa_env(bot.path), encoding="utf-8", timeout=180, dimensions=(50, 200),
     )
     try:
         shell.expect("Your input ->")
