@@ -29,6 +29,7 @@ class IntentModel:
         settings: Dict[str, Any],
         tokenizer: Optional[PreTrainedTokenizerBase] = None,
         network: Optional[PreTrainedModel] = None,
+        summary: Optional[Dict[str, Any]] = None,
     ) -> None:
         if network is None and len(labels) != 1:
             raise ValueError("A network is needed to choose between several labels.")
@@ -36,6 +37,7 @@ class IntentModel:
         self.settings = dict(settings)
         self.tokenizer = tokenizer
         self.network = network.eval() if network is not None else None
+        self.summary = dict(summary or {})  # what training did: epochs run, best epoch, its scores
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Softmax probabilities, one row per text and one column per label (in `labels` order)."""
@@ -66,7 +68,12 @@ class IntentModel:
         if self.network is not None:
             self.network.save_pretrained(directory, safe_serialization=True)
             self.tokenizer.save_pretrained(directory)
-        metadata = {"format_version": FORMAT_VERSION, "labels": self.labels, "settings": self.settings}
+        metadata = {
+            "format_version": FORMAT_VERSION,
+            "labels": self.labels,
+            "settings": self.settings,
+            "training": self.summary,
+        }
         (directory / METADATA_FILE).write_text(
             json.dumps(metadata, ensure_ascii=False, indent=2), encoding="utf-8"
         )
@@ -78,12 +85,13 @@ class IntentModel:
         try:
             metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
             labels, settings = list(metadata["labels"]), dict(metadata["settings"])
+            summary = dict(metadata.get("training", {}))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelLoadError(
                 f"Cannot read {metadata_path}: {error!r}. Retrain the model with `rasa train`."
             ) from error
         if len(labels) == 1:
-            return cls(labels, settings)
+            return cls(labels, settings, summary=summary)
         try:
             tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
             network = AutoModelForSequenceClassification.from_pretrained(
@@ -94,7 +102,7 @@ class IntentModel:
                 f"Cannot load the trained network from {directory}: {error}. "
                 "Retrain the model with `rasa train`."
             ) from error
-        return cls(labels, settings, tokenizer, network.to(device))
+        return cls(labels, settings, tokenizer, network.to(device), summary)
 
 
 def load_pretrained(

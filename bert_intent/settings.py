@@ -1,6 +1,6 @@
 """The classifier's configuration keys: defaults, validation and device resolution."""
 
-from typing import Any, Callable, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -8,12 +8,16 @@ from bert_intent.errors import ConfigError
 from bert_intent.scratch import SIZE_PRESETS
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+CLASS_WEIGHTS = ("balanced", "none")
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
 
 
 class _Key(NamedTuple):
     default: Any
     allowed: str
     coerce: Callable[[Any], Optional[Any]]  # the accepted value, or None when not allowed
+    # A key whose default is None (null in YAML) also accepts None.
 
 
 def _int(value: Any) -> Optional[int]:
@@ -53,6 +57,20 @@ def _scratch_size(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value in SIZE_PRESETS else None
 
 
+def _non_negative_float(value: Any) -> Optional[float]:
+    number = _float(value)
+    return number if number is not None and number >= 0 else None
+
+
+def _decay(value: Any) -> Optional[float]:
+    number = _float(value)
+    return number if number is not None and 0 < number <= 1 else None
+
+
+def _one_of(choices: Tuple[str, ...]) -> Callable[[Any], Optional[str]]:
+    return lambda value: value if isinstance(value, str) and value in choices else None
+
+
 def _model_name(value: Any) -> Optional[str]:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
@@ -73,6 +91,19 @@ KEYS: Dict[str, _Key] = {
     "batch_size": _Key(16, "a positive integer", _int_at_least(1)),
     "learning_rate": _Key(2e-5, "a positive number", _positive_float),
     "warmup_ratio": _Key(0.1, "a number in [0, 1)", _fraction),
+    "lr_scheduler_type": _Key("linear", f"one of {', '.join(SCHEDULERS)}", _one_of(SCHEDULERS)),
+    "weight_decay": _Key(0.01, "a number >= 0", _non_negative_float),
+    "layerwise_lr_decay": _Key(1.0, "a number in (0, 1] (1 gives every layer the same rate)", _decay),
+    "freeze_layers": _Key(0, "an integer >= 0 (embeddings + that many encoder layers)", _int_at_least(0)),
+    "dropout": _Key(None, "null (the checkpoint's own) or a number in [0, 1)", _fraction),
+    "label_smoothing": _Key(0.0, "a number in [0, 1)", _fraction),
+    "class_weights": _Key("balanced", f"one of {', '.join(CLASS_WEIGHTS)}", _one_of(CLASS_WEIGHTS)),
+    "gradient_accumulation_steps": _Key(1, "a positive integer", _int_at_least(1)),
+    "gradient_checkpointing": _Key(False, "true or false", _bool),
+    "validation_split": _Key(0.1, "a number in [0, 1) (0 turns validation off)", _fraction),
+    "early_stopping_patience": _Key(3, "an integer >= 0 (0 turns early stopping off)", _int_at_least(0)),
+    "report_dir": _Key(None, "null or a directory path", _model_name),
+    "report_to": _Key("none", f"one of {', '.join(REPORT_TO)}", _one_of(REPORT_TO)),
     "max_length": _Key(128, "an integer of at least 3 (tokens, [CLS] and [SEP] included)", _int_at_least(3)),
     "random_seed": _Key(42, "an integer", _int),
     "ranking_length": _Key(10, "an integer >= 0 (0 lists every intent)", _int_at_least(0)),
@@ -92,12 +123,15 @@ def validate(config: Dict[str, Any]) -> Dict[str, Any]:
         )
     resolved = dict(DEFAULTS)
     for name, value in config.items():
-        accepted = KEYS[name].coerce(value)
+        key = KEYS[name]
+        if value is None and key.default is None:
+            continue
+        accepted = key.coerce(value)
         if accepted is None:
-            raise ConfigError(
-                f"BertIntentClassifier: '{name}' must be {KEYS[name].allowed}, got {value!r}."
-            )
+            raise ConfigError(f"BertIntentClassifier: '{name}' must be {key.allowed}, got {value!r}.")
         resolved[name] = accepted
+    if resolved["report_to"] == "tensorboard" and resolved["report_dir"] is None:
+        raise ConfigError("BertIntentClassifier: report_to: tensorboard needs report_dir (where the logs go).")
     return resolved
 
 

@@ -1,21 +1,35 @@
 """Fine-tune a BERT-family checkpoint on (text, intent) examples with transformers' Trainer."""
 
 import logging
+import math
 import tempfile
+from collections import Counter
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+import torch
 import transformers
 from packaging.version import Version
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_class_weight
+from torch.nn import functional
 from transformers import (
     DataCollatorWithPadding,
+    EvalPrediction,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    ProgressCallback,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
+from transformers.integrations import TensorBoardCallback
 
-from bert_intent.errors import BertIntentError
+from bert_intent.errors import BertIntentError, ConfigError
+from bert_intent.layers import freeze_bottom, parameter_groups, set_dropout
 from bert_intent.model import IntentModel, load_pretrained
+from bert_intent.reports import epoch_history, scores, write_reports
 from bert_intent.scratch import build_from_scratch
 from bert_intent.settings import resolve_device
 
@@ -24,6 +38,7 @@ logger = logging.getLogger(__name__)
 # transformers 5 reads a float `warmup_steps` below 1 as a ratio and dropped `warmup_ratio`;
 # transformers 4 (what Python 3.8/3.9 get) only knows `warmup_ratio`.
 _WARMUP_KEY = "warmup_steps" if Version(transformers.__version__).major >= 5 else "warmup_ratio"
+_BEST_METRIC = "macro_f1"
 
 
 def fine_tune(
@@ -50,41 +65,241 @@ def fine_tune(
     device = resolve_device(settings["device"])
     transformers.set_seed(settings["random_seed"])  # seeds the new weights too
     tokenizer, network, origin = _starting_point(texts, labels, settings, start_from)
+    try:
+        freeze_bottom(network, settings["freeze_layers"])
+    except ValueError as error:
+        raise ConfigError(f"BertIntentClassifier: {error}") from error
+    if settings["dropout"] is not None:
+        set_dropout(network, settings["dropout"])
     max_length = min(settings["max_length"], network.config.max_position_embeddings)
     settings = {**settings, "max_length": max_length}
 
-    label_ids = {label: index for index, label in enumerate(labels)}
+    label_index = {label: index for index, label in enumerate(labels)}
+    label_ids = [label_index[intent] for intent in intents]
     encodings = tokenizer(list(texts), truncation=True, max_length=max_length)
-    examples: List[Dict[str, Any]] = [
-        {**{key: values[index] for key, values in encodings.items()}, "labels": label_ids[intent]}
-        for index, intent in enumerate(intents)
+    examples = [
+        {**{key: values[index] for key, values in encodings.items()}, "labels": label_id}
+        for index, label_id in enumerate(label_ids)
     ]
+    train_indices, validation_indices = _validation_split(label_ids, labels, settings)
+    train_set = [examples[index] for index in train_indices]
+    validation_set = [examples[index] for index in validation_indices]
     logger.info(
-        "Training %s on %d examples of %d intents for %d epochs on %s.",
-        origin, len(examples), len(labels), settings["epochs"], device,
+        "Training %s on %d examples of %d intents (%d held out for validation) for up to %d epochs on %s.",
+        origin, len(train_set), len(labels), len(validation_set), settings["epochs"], device,
     )
+    best_epoch = _KeepBestEpoch(settings["early_stopping_patience"])
     with tempfile.TemporaryDirectory(prefix="bert-intent-") as output_dir:
-        arguments = TrainingArguments(
-            output_dir=output_dir,
-            num_train_epochs=settings["epochs"],
-            per_device_train_batch_size=settings["batch_size"],
-            learning_rate=settings["learning_rate"],
-            lr_scheduler_type="linear",
-            **{_WARMUP_KEY: settings["warmup_ratio"]},
-            seed=settings["random_seed"],
-            use_cpu=device.type == "cpu",
-            save_strategy="no",
-            logging_strategy="epoch",
-            report_to="none",
-        )
-        trainer = Trainer(
-            model=network,
-            args=arguments,
-            train_dataset=examples,
-            data_collator=DataCollatorWithPadding(tokenizer),
-        )
+        trainer = _trainer(network, tokenizer, train_set, validation_set, settings, device, output_dir, best_epoch)
         trainer.train()
-    return IntentModel(labels, settings, tokenizer, trainer.model.to(device))
+        best_epoch.restore(trainer.model)
+        history = epoch_history(trainer.state.log_history)
+        reporting = settings["report_dir"] is not None and bool(validation_set)
+        validation = trainer.predict(validation_set) if reporting else None
+    summary = _summary(history, settings, trainer.state.global_step, len(train_set), len(validation_set))
+    logger.info(_summary_line(summary))
+    if validation is not None:
+        predicted = validation.predictions.argmax(axis=-1)
+        write_reports(Path(settings["report_dir"]), labels, validation.label_ids, predicted, history)
+        logger.info("Training reports written to %s.", settings["report_dir"])
+    elif settings["report_dir"] is not None:
+        logger.info("No training reports: they describe the validation set, and this training had none.")
+    return IntentModel(labels, settings, tokenizer, trainer.model.to(device), summary)
+
+
+class _IntentTrainer(Trainer):
+    """Trainer with class-weighted, label-smoothed cross-entropy and layer-wise learning rates."""
+
+    def __init__(
+        self, *args: Any, class_weights: Optional[torch.Tensor], settings: Dict[str, Any], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._class_weights = class_weights
+        self._label_smoothing = settings["label_smoothing"]
+        self._layer_decay = settings["layerwise_lr_decay"]
+
+    def compute_loss(
+        self, model: PreTrainedModel, inputs: Dict[str, Any], return_outputs: bool = False, **kwargs: Any
+    ) -> Any:
+        outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
+        logits = outputs.logits.float()
+        weights = None if self._class_weights is None else self._class_weights.to(logits.device)
+        loss = functional.cross_entropy(
+            logits, inputs["labels"], weight=weights, label_smoothing=self._label_smoothing
+        )
+        return (loss, outputs) if return_outputs else loss
+
+    def create_optimizer(self, model: Optional[PreTrainedModel] = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+            groups = parameter_groups(self.model, self.args.learning_rate, self.args.weight_decay, self._layer_decay)
+            self.optimizer = optimizer_class(groups, **optimizer_kwargs)
+        return self.optimizer
+
+
+class _KeepBestEpoch(TrainerCallback):
+    """Keep a copy of the weights of the epoch with the best validation macro-F1, restored after
+    training, and stop after `patience` epochs without improvement (0: never stop early).
+
+    Trainer's own `load_best_model_at_end` reloads its checkpoint with a plain `load_state_dict`; on
+    transformers 5.3 that misses BERT's LayerNorm weights (saved as gamma/beta), so a copy in memory
+    is kept instead, which also spares writing a checkpoint every epoch.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_score = -1.0
+        self.best_weights: Optional[Dict[str, torch.Tensor]] = None
+        self.epochs_without_improvement = 0
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Dict[str, float], model: Any = None, **kwargs: Any) -> None:
+        score = metrics[f"eval_{_BEST_METRIC}"]
+        if score > self.best_score:
+            self.best_score, self.epochs_without_improvement = score, 0
+            self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
+        else:
+            self.epochs_without_improvement += 1
+            control.should_training_stop = 0 < self.patience <= self.epochs_without_improvement
+
+    def restore(self, model: PreTrainedModel) -> None:
+        if self.best_weights is not None:
+            model.load_state_dict(self.best_weights)
+
+
+class _LossInProgressBar(ProgressCallback):
+    """Trainer's progress bar, showing the running loss instead of printing every log entry."""
+
+    def on_log(self, args: TrainingArguments, state: Any, control: Any, logs: Optional[Dict] = None, **kwargs: Any) -> None:
+        if self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+
+
+def _trainer(
+    network: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train_set: List[Dict[str, Any]],
+    validation_set: List[Dict[str, Any]],
+    settings: Dict[str, Any],
+    device: torch.device,
+    output_dir: str,
+    best_epoch: _KeepBestEpoch,
+) -> _IntentTrainer:
+    validating = bool(validation_set)
+    steps_per_epoch = math.ceil(len(train_set) / (settings["batch_size"] * settings["gradient_accumulation_steps"]))
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    tensorboard = settings["report_to"] == "tensorboard"
+    arguments = TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=settings["epochs"],
+        per_device_train_batch_size=settings["batch_size"],
+        per_device_eval_batch_size=settings["batch_size"],
+        gradient_accumulation_steps=settings["gradient_accumulation_steps"],
+        gradient_checkpointing=settings["gradient_checkpointing"],
+        learning_rate=settings["learning_rate"],
+        weight_decay=settings["weight_decay"],
+        lr_scheduler_type=settings["lr_scheduler_type"],
+        **{_WARMUP_KEY: settings["warmup_ratio"]},
+        seed=settings["random_seed"],
+        use_cpu=device.type == "cpu",
+        bf16=bf16,
+        fp16=device.type == "cuda" and not bf16,
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // 10),
+        eval_strategy="epoch" if validating else "no",
+        save_strategy="no",
+        report_to="none" if tensorboard else settings["report_to"],
+    )
+    callbacks: List[Any] = [best_epoch]
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings["report_dir"]) / "tensorboard"))))
+    train_labels = [example["labels"] for example in train_set]
+    trainer = _IntentTrainer(
+        model=network,
+        args=arguments,
+        train_dataset=train_set,
+        eval_dataset=validation_set or None,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=_metrics,
+        callbacks=callbacks,
+        class_weights=_class_weights(train_labels, network.config.num_labels, settings["class_weights"]),
+        settings=settings,
+    )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_LossInProgressBar)
+    return trainer
+
+
+def _metrics(prediction: EvalPrediction) -> Dict[str, float]:
+    return scores(prediction.label_ids, np.argmax(prediction.predictions, axis=-1))
+
+
+def _class_weights(train_labels: List[int], num_labels: int, mode: str) -> Optional[torch.Tensor]:
+    """`balanced`: each intent's loss weighs n_examples / (n_intents * n_examples_of_that_intent)."""
+    if mode == "none":
+        return None
+    weights = compute_class_weight("balanced", classes=np.arange(num_labels), y=train_labels)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _validation_split(
+    label_ids: List[int], labels: List[str], settings: Dict[str, Any]
+) -> Tuple[List[int], List[int]]:
+    """Stratified (train, validation) indices; no validation when an intent is too small to share."""
+    fraction = settings["validation_split"]
+    everything = list(range(len(label_ids)))
+    if fraction == 0:
+        return everything, []
+    smallest_id, smallest = min(Counter(label_ids).items(), key=lambda item: item[1])
+    if smallest * fraction < 1:
+        logger.info(
+            "No validation set: intent '%s' has %d example(s), and validation_split %s needs at least %d "
+            "per intent to hold one out. Training uses every example and keeps the last epoch.",
+            labels[smallest_id], smallest, fraction, math.ceil(1 / fraction),
+        )
+        return everything, []
+    train, validation = train_test_split(
+        everything, test_size=fraction, stratify=label_ids, random_state=settings["random_seed"]
+    )
+    return sorted(train), sorted(validation)
+
+
+def _summary(
+    history: List[Dict[str, float]],
+    settings: Dict[str, Any],
+    optimizer_steps: int,
+    train_size: int,
+    validation_size: int,
+) -> Dict[str, Any]:
+    """Epochs run and, with validation, the best epoch (the one kept) and its scores."""
+    summary: Dict[str, Any] = {
+        "epochs_run": history[-1]["epoch"] if history else 0,
+        "epochs": settings["epochs"],
+        "optimizer_steps": optimizer_steps,
+        "train_examples": train_size,
+        "validation_examples": validation_size,
+    }
+    validated = [row for row in history if _BEST_METRIC in row]
+    if validated:
+        best = max(validated, key=lambda row: row[_BEST_METRIC])  # the first of equals, as Trainer keeps
+        summary.update(
+            best_epoch=best["epoch"], validation_accuracy=best["accuracy"], validation_macro_f1=best["macro_f1"]
+        )
+    return summary
+
+
+def _summary_line(summary: Dict[str, Any]) -> str:
+    line = f"Trained {summary['epochs_run']} of {summary['epochs']} epochs"
+    if summary["epochs_run"] < summary["epochs"]:
+        line += " (early stopping)"
+    if "best_epoch" not in summary:
+        return line + "; no validation set, so the last epoch's weights are kept."
+    return line + (
+        f"; kept the best epoch, {summary['best_epoch']}: validation accuracy "
+        f"{summary['validation_accuracy']:.3f}, macro-F1 {summary['validation_macro_f1']:.3f} "
+        f"on {summary['validation_examples']} examples."
+    )
 
 
 def _starting_point(

@@ -1,0 +1,17 @@
+"""The benchmarks skip cleanly, with a message, where their evaluation data is absent."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+def test_train_quality_says_it_skips_without_the_dataset(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "train_quality.py")],
+        env={**os.environ, "CAIS_DIR": str(tmp_path / "absent")}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CAIS not found" in result.stdout and "skipping" in result.stdout

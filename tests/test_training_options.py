@@ -1,0 +1,144 @@
+"""Each training key has the effect it promises, on the tiny BERT (real torch, real Trainer)."""
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel
+
+from bert_intent import settings
+from bert_intent.layers import parameter_groups
+from bert_intent.model import IntentModel
+from bert_intent.training import fine_tune
+from tests.dataset import HELD_OUT, TRAIN, pairs
+
+
+def train(config: Dict[str, Any], data: Dict[str, List[str]] = TRAIN, **overrides: Any) -> IntentModel:
+    return fine_tune(*pairs(data), settings.validate({**config, **overrides}))
+
+
+@pytest.fixture(scope="module")
+def config(tiny_settings: Dict[str, Any]) -> Dict[str, Any]:
+    return dict(tiny_settings)
+
+
+def test_frozen_layers_keep_their_pretrained_weights(config: Dict[str, Any], tiny_bert: Path) -> None:
+    pretrained = AutoModel.from_pretrained(tiny_bert).state_dict()
+    trained = train(config, epochs=2, freeze_layers=1).network.bert.state_dict()
+    for name in ("embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight"):
+        assert torch.equal(trained[name], pretrained[name]), name
+    assert not torch.equal(trained["encoder.layer.1.attention.self.query.weight"],
+                           pretrained["encoder.layer.1.attention.self.query.weight"])
+
+
+def test_freezing_more_layers_than_the_model_has_is_a_clear_error(config: Dict[str, Any]) -> None:
+    with pytest.raises(Exception, match="freeze_layers is 5, but the model has only 2 encoder layers"):
+        train(config, epochs=1, freeze_layers=5)
+
+
+def test_early_stopping_stops_before_the_last_epoch(config: Dict[str, Any]) -> None:
+    summary = train(config, epochs=60, early_stopping_patience=2).summary
+    assert summary["epochs_run"] < 60
+    assert summary["epochs_run"] == summary["best_epoch"] + 2
+
+
+def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], tmp_path: Path) -> None:
+    # A learning rate far too high makes validation scores jump around from epoch to epoch.
+    model = train(config, epochs=8, learning_rate=2e-2, lr_scheduler_type="constant", warmup_ratio=0,
+                  early_stopping_patience=0, report_dir=str(tmp_path))
+    history = json.loads((tmp_path / "history.json").read_text(encoding="utf-8"))
+    best = model.summary["validation_macro_f1"]
+    assert history[-1]["macro_f1"] < best  # the last epoch was worse than the best one
+    report = json.loads((tmp_path / "classification_report.json").read_text(encoding="utf-8"))
+    assert report["macro avg"]["f1-score"] == pytest.approx(best)  # the model returned scores like the best
+
+
+def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[str, Any]) -> None:
+    skewed = {
+        "music": [f"{text}{number}" for number in range(4) for text in TRAIN["music"]],  # 60 examples
+        "weather": TRAIN["weather"][:3],
+        "greet": TRAIN["greet"],
+        "alarm": TRAIN["alarm"],
+    }
+    weather = HELD_OUT["weather"] + ["今天会下雨吗", "后天天气", "明天冷不冷", "北京下雪了吗"]
+
+    def weather_recall(model: IntentModel) -> float:
+        predicted = model.predict_proba(weather).argmax(axis=1)
+        return float(np.mean([model.labels[index] == "weather" for index in predicted]))
+
+    overrides = {"pretrained": False, "scratch_size": "tiny", "epochs": 10}
+    unweighted = weather_recall(train(config, skewed, class_weights="none", **overrides))
+    balanced = weather_recall(train(config, skewed, class_weights="balanced", **overrides))
+    assert balanced > unweighted
+
+
+def test_label_smoothing_makes_the_model_less_sure(config: Dict[str, Any]) -> None:
+    texts, _ = pairs(HELD_OUT)
+    sharp = train(config, epochs=10).predict_proba(texts).max(axis=1).mean()
+    smoothed = train(config, epochs=10, label_smoothing=0.3).predict_proba(texts).max(axis=1).mean()
+    assert smoothed < sharp - 0.05
+
+
+def test_dropout_is_set_in_every_dropout_layer(config: Dict[str, Any]) -> None:
+    network = train(config, epochs=1, dropout=0.3).network
+    rates = {module.p for module in network.modules() if isinstance(module, torch.nn.Dropout)}
+    assert rates == {0.3}
+
+
+def test_gradient_accumulation_takes_fewer_optimizer_steps(config: Dict[str, Any]) -> None:
+    single = train(config, epochs=2, validation_split=0).summary["optimizer_steps"]
+    accumulated = train(config, epochs=2, validation_split=0, gradient_accumulation_steps=2).summary["optimizer_steps"]
+    assert (single, accumulated) == (2 * 10, 2 * 5)  # 75 examples in batches of 8: 10, or 5 doubled
+
+
+def test_gradient_checkpointing_is_switched_on(config: Dict[str, Any]) -> None:
+    assert train(config, epochs=1, gradient_checkpointing=True).network.is_gradient_checkpointing
+
+
+def test_layerwise_decay_lowers_the_learning_rate_layer_by_layer(config: Dict[str, Any], tiny_bert: Path) -> None:
+    network = train(config, epochs=1).network
+    groups = parameter_groups(network, learning_rate=1.0, weight_decay=0.01, layer_decay=0.5)
+    rate_of = {id(parameter): group["lr"] for group in groups for parameter in group["params"]}
+    named = dict(network.named_parameters())
+    assert rate_of[id(named["classifier.weight"])] == 1.0
+    assert rate_of[id(named["bert.encoder.layer.1.output.dense.weight"])] == 0.5
+    assert rate_of[id(named["bert.encoder.layer.0.output.dense.weight"])] == 0.25
+    assert rate_of[id(named["bert.embeddings.word_embeddings.weight"])] == 0.125
+    decay_of = {id(parameter): group["weight_decay"] for group in groups for parameter in group["params"]}
+    assert decay_of[id(named["classifier.bias"])] == decay_of[id(named["bert.embeddings.LayerNorm.weight"])] == 0.0
+    assert decay_of[id(named["classifier.weight"])] == 0.01
+
+
+def test_small_intents_turn_validation_off_and_say_why(config: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="bert_intent"):
+        model = train(config, {"greet": TRAIN["greet"], "music": TRAIN["music"][:4]}, epochs=1)
+    assert "No validation set: intent 'music' has 4 example(s)" in caplog.text
+    assert model.summary["validation_examples"] == 0 and "best_epoch" not in model.summary
+
+
+def test_training_logs_a_summary_and_saves_it_with_the_model(config: Dict[str, Any], caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    with caplog.at_level(logging.INFO, logger="bert_intent"):
+        model = train(config, epochs=3, early_stopping_patience=0)
+    assert "Trained 3 of 3 epochs; kept the best epoch" in caplog.text
+    assert "validation accuracy" in caplog.text and "macro-F1" in caplog.text
+    model.save(tmp_path)
+    assert IntentModel.load(tmp_path, torch.device("cpu")).summary == model.summary
+
+
+def test_report_dir_gets_the_report_the_confusion_matrix_and_the_curves(config: Dict[str, Any], tmp_path: Path) -> None:
+    model = train(config, epochs=3, report_dir=str(tmp_path / "reports"), report_to="tensorboard")
+    reports = tmp_path / "reports"
+    report = json.loads((reports / "classification_report.json").read_text(encoding="utf-8"))
+    assert set(model.labels) <= set(report) and "macro avg" in report
+    confusion = json.loads((reports / "confusion_matrix.json").read_text(encoding="utf-8"))
+    assert confusion["labels"] == model.labels
+    assert np.sum(confusion["matrix"]) == model.summary["validation_examples"]
+    assert (reports / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    history = json.loads((reports / "history.json").read_text(encoding="utf-8"))
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert all({"train_loss", "validation_loss", "macro_f1"} <= set(row) for row in history)
+    assert list((reports / "tensorboard").glob("events.out.tfevents.*"))
