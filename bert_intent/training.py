@@ -38,7 +38,12 @@ logger = logging.getLogger(__name__)
 # transformers 5 reads a float `warmup_steps` below 1 as a ratio and dropped `warmup_ratio`;
 # transformers 4 (what Python 3.8/3.9 get) only knows `warmup_ratio`.
 _WARMUP_KEY = "warmup_steps" if Version(transformers.__version__).major >= 5 else "warmup_ratio"
-_BEST_METRIC = "macro_f1"
+
+
+def _epoch_rank(macro_f1: float, validation_loss: float) -> Tuple[float, float]:
+    """How epochs compare: validation macro-F1 first; on a tie (common on a small validation set,
+    where several epochs get every example right) the lower validation loss, i.e. the surer model."""
+    return macro_f1, -validation_loss
 
 
 def fine_tune(
@@ -138,8 +143,8 @@ class _IntentTrainer(Trainer):
 
 
 class _KeepBestEpoch(TrainerCallback):
-    """Keep a copy of the weights of the epoch with the best validation macro-F1, restored after
-    training, and stop after `patience` epochs without improvement (0: never stop early).
+    """Keep a copy of the weights of the best epoch (see `_epoch_rank`), restored after training,
+    and stop after `patience` epochs without improvement (0: never stop early).
 
     Trainer's own `load_best_model_at_end` reloads its checkpoint with a plain `load_state_dict`; on
     transformers 5.3 that misses BERT's LayerNorm weights (saved as gamma/beta), so a copy in memory
@@ -148,14 +153,14 @@ class _KeepBestEpoch(TrainerCallback):
 
     def __init__(self, patience: int) -> None:
         self.patience = patience
-        self.best_score = -1.0
+        self.best_rank: Optional[Tuple[float, float]] = None
         self.best_weights: Optional[Dict[str, torch.Tensor]] = None
         self.epochs_without_improvement = 0
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Dict[str, float], model: Any = None, **kwargs: Any) -> None:
-        score = metrics[f"eval_{_BEST_METRIC}"]
-        if score > self.best_score:
-            self.best_score, self.epochs_without_improvement = score, 0
+        rank = _epoch_rank(metrics["eval_macro_f1"], metrics["eval_loss"])
+        if self.best_rank is None or rank > self.best_rank:
+            self.best_rank, self.epochs_without_improvement = rank, 0
             self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
         else:
             self.epochs_without_improvement += 1
@@ -280,9 +285,9 @@ def _summary(
         "train_examples": train_size,
         "validation_examples": validation_size,
     }
-    validated = [row for row in history if _BEST_METRIC in row]
+    validated = [row for row in history if "macro_f1" in row]
     if validated:
-        best = max(validated, key=lambda row: row[_BEST_METRIC])  # the first of equals, as Trainer keeps
+        best = max(validated, key=lambda row: _epoch_rank(row["macro_f1"], row["validation_loss"]))
         summary.update(
             best_epoch=best["epoch"], validation_accuracy=best["accuracy"], validation_macro_f1=best["macro_f1"]
         )
