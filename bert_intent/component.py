@@ -58,7 +58,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
     @staticmethod
     def required_packages() -> List[Text]:
         """Python packages the component needs."""
-        return ["torch", "transformers"]
+        return ["torch", "transformers", "onnxruntime"]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -115,13 +115,21 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> "BertIntentClassifier":
-        """Load the trained model from the Rasa model archive (an untrained one if none was saved)."""
+        """Load the trained model from the Rasa model archive (an untrained one if none was saved).
+
+        `rasa train --finetune` gets the torch network (to train on); otherwise `inference_backend` decides.
+        """
         component = cls(config, model_storage, resource)
         with _reported_to_rasa():
             device = bert_settings.resolve_device(component.config["device"])
+            backend = (
+                "torch"
+                if execution_context.is_finetuning
+                else bert_settings.resolve_backend(component.config["inference_backend"], device)
+            )
             try:
                 with model_storage.read_from(resource) as model_dir:
-                    component._model = IntentModel.load(model_dir, device)
+                    component._model = IntentModel.load(model_dir, device, backend)
             except ValueError:  # from read_from: training persisted nothing (no intents)
                 logger.debug("No trained BertIntentClassifier in resource '%s'.", resource.name)
         return component

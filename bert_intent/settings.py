@@ -11,6 +11,7 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 CLASS_WEIGHTS = ("balanced", "none")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
+BACKENDS = ("auto", "onnx", "torch")
 
 
 class _Key(NamedTuple):
@@ -108,6 +109,9 @@ KEYS: Dict[str, _Key] = {
     "random_seed": _Key(42, "an integer", _int),
     "ranking_length": _Key(10, "an integer >= 0 (0 lists every intent)", _int_at_least(0)),
     "device": _Key("auto", f"one of {', '.join(DEVICE_CHOICES)}", _device),
+    "inference_backend": _Key("auto", f"one of {', '.join(BACKENDS)}", _one_of(BACKENDS)),
+    "quantize": _Key(True, "true (int8 weights) or false (float32 weights)", _bool),
+    "cpu_threads": _Key(None, "null (every core the process may use) or a positive integer", _int_at_least(1)),
 }
 
 DEFAULTS: Dict[str, Any] = {name: key.default for name, key in KEYS.items()}
@@ -146,3 +150,10 @@ def resolve_device(device: str) -> torch.device:
             "machine. Use device: auto (or cpu)."
         )
     return torch.device(device)
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """`onnx` or `torch`; `auto` serves with ONNX Runtime on a CPU and with PyTorch on a GPU."""
+    if backend == "auto":
+        return "onnx" if device.type == "cpu" else "torch"
+    return backend

@@ -50,11 +50,11 @@ def parse(agent: Agent, text: str) -> Dict[str, Any]:
     return asyncio.run(agent.parse_message(text))
 
 
-def test_the_archive_is_self_contained_safetensors_and_json(project: Path) -> None:
+def test_the_archive_is_self_contained_onnx_and_json(project: Path) -> None:
     with tarfile.open(project / "models" / "nlu.tar.gz") as archive:
         names: List[str] = archive.getnames()
     component_files = {Path(name).name for name in names if "BertIntentClassifier" in name}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "bert_intent.json"} <= component_files
+    assert {"model.onnx", "config.json", "tokenizer.json", "bert_intent.json"} <= component_files
     assert not [name for name in names if Path(name).suffix in (".bin", ".pkl", ".pt", ".pth")]
 
 

@@ -13,6 +13,14 @@ def test_defaults_are_the_documented_ones() -> None:
     assert resolved["learning_rate"] == 2e-5
     assert resolved["ranking_length"] == 10
     assert resolved["device"] == "auto"
+    assert (resolved["inference_backend"], resolved["quantize"], resolved["cpu_threads"]) == ("auto", True, None)
+
+
+@pytest.mark.parametrize("backend, device, resolved", [
+    ("auto", "cpu", "onnx"), ("auto", "cuda", "torch"), ("auto", "mps", "torch"), ("onnx", "cuda", "onnx"), ("torch", "cpu", "torch"),
+])
+def test_auto_backend_is_onnx_on_a_cpu_and_torch_on_a_gpu(backend: str, device: str, resolved: str) -> None:
+    assert settings.resolve_backend(backend, torch.device(device)) == resolved
 
 
 def test_unknown_key_is_rejected_with_its_name_and_the_allowed_keys() -> None:
@@ -34,6 +42,9 @@ def test_unknown_key_is_rejected_with_its_name_and_the_allowed_keys() -> None:
         ("max_length", 2),
         ("ranking_length", -1),
         ("device", "tpu"),
+        ("inference_backend", "tensorrt"),
+        ("quantize", "int8"),
+        ("cpu_threads", 0),
         ("model_name", ""),
         ("model_name", None),
         ("pretrained", "no"),

@@ -41,14 +41,41 @@ def test_probabilities_are_a_distribution_over_the_labels(trained: IntentModel) 
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_save_then_load_gives_identical_predictions(trained: IntentModel, tmp_path: Path) -> None:
-    trained.save(tmp_path)
-    assert (tmp_path / "model.safetensors").is_file()
+def agreement(first: np.ndarray, second: np.ndarray) -> float:
+    """Share of rows whose most probable label is the same."""
+    return float(np.mean(first.argmax(axis=1) == second.argmax(axis=1)))
+
+
+def test_float32_save_then_load_gives_the_same_predictions(trained: IntentModel, tmp_path: Path) -> None:
+    IntentModel(trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network).save(tmp_path)
     assert not [path for path in tmp_path.rglob("*") if path.suffix in (".bin", ".pkl", ".pt", ".pth")]
-    loaded = IntentModel.load(tmp_path, torch.device("cpu"))
     texts, _ = pairs(HELD_OUT)
-    assert loaded.labels == trained.labels
-    np.testing.assert_array_equal(loaded.predict_proba(texts), trained.predict_proba(texts))
+    expected = trained.predict_proba(texts)
+    for backend in ("torch", "onnx"):
+        loaded = IntentModel.load(tmp_path, torch.device("cpu"), backend)
+        assert loaded.labels == trained.labels
+        np.testing.assert_allclose(loaded.predict_proba(texts), expected, atol=1e-5, err_msg=backend)
+
+
+def test_a_loaded_model_predicts_the_same_alone_and_in_a_padded_batch(trained: IntentModel, tmp_path: Path) -> None:
+    trained.save(tmp_path)
+    loaded = IntentModel.load(tmp_path, torch.device("cpu"), "onnx")
+    alone = loaded.predict_proba(["明天会下雨吗"])[0]
+    mixed = loaded.predict_proba(["你好", "明天会下雨吗", "设一个早上七点的闹钟，顺便放首歌" * 3])[1]
+    np.testing.assert_allclose(mixed, alone, atol=1e-2)
+    assert mixed.argmax() == alone.argmax()
+
+
+def test_int8_model_agrees_with_float32_and_is_at_most_half_the_size(trained: IntentModel, tmp_path: Path) -> None:
+    float32, int8 = tmp_path / "float32", tmp_path / "int8"
+    IntentModel(trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network).save(float32)
+    trained.save(int8)
+    assert (int8 / "model.onnx").stat().st_size <= 0.5 * (float32 / "model.onnx").stat().st_size
+    texts = pairs(HELD_OUT)[0] + pairs(TRAIN)[0]
+    expected = trained.predict_proba(texts)
+    for backend in ("onnx", "torch"):  # torch reads the int8 weights back
+        loaded = IntentModel.load(int8, torch.device("cpu"), backend)
+        assert agreement(loaded.predict_proba(texts), expected) >= 0.99, backend
 
 
 def test_same_data_and_seed_give_the_same_predictions(trained: IntentModel, config: Dict[str, Any]) -> None:
@@ -80,7 +107,7 @@ def test_a_single_intent_needs_no_network(config: Dict[str, Any], tmp_path: Path
     assert model.network is None
     np.testing.assert_array_equal(model.predict_proba(["随便什么", "x"]), [[1.0], [1.0]])
     model.save(tmp_path)
-    assert IntentModel.load(tmp_path, torch.device("cpu")).labels == ["greet"]
+    assert IntentModel.load(tmp_path, torch.device("cpu"), "onnx").labels == ["greet"]
 
 
 def test_unloadable_model_name_is_one_clear_error(config: Dict[str, Any]) -> None:
@@ -95,7 +122,7 @@ def test_unloadable_model_name_is_one_clear_error(config: Dict[str, Any]) -> Non
 def test_unreadable_metadata_is_a_clear_load_error(tmp_path: Path, content: str) -> None:
     (tmp_path / "bert_intent.json").write_text(content, encoding="utf-8")
     with pytest.raises(ModelLoadError, match=r"bert_intent\.json.*Retrain the model with `rasa train`"):
-        IntentModel.load(tmp_path, torch.device("cpu"))
+        IntentModel.load(tmp_path, torch.device("cpu"), "onnx")
 
 
 def test_training_can_continue_from_a_trained_model(trained: IntentModel, config: Dict[str, Any]) -> None:

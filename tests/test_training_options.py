@@ -132,7 +132,7 @@ def test_training_logs_a_summary_and_saves_it_with_the_model(config: Dict[str, A
     assert "Trained 3 of 3 epochs; kept the best epoch" in caplog.text
     assert "validation accuracy" in caplog.text and "macro-F1" in caplog.text
     model.save(tmp_path)
-    assert IntentModel.load(tmp_path, torch.device("cpu")).summary == model.summary
+    assert IntentModel.load(tmp_path, torch.device("cpu"), "onnx").summary == model.summary
 
 
 def test_report_dir_gets_the_report_the_confusion_matrix_and_the_curves(config: Dict[str, Any], tmp_path: Path) -> None:
