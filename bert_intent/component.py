@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import logging
+import unicodedata
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Text, Type
 
@@ -26,6 +27,9 @@ from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
 
 logger = logging.getLogger(__name__)
+
+# Unicode categories with nothing to classify: control, format (zero-width), surrogate, separators.
+_INVISIBLE = ("Cc", "Cf", "Cs", "Zs", "Zl", "Zp")
 
 # Keys Rasa adds to the config itself (`rasa train --finetune` adds this one).
 _RASA_KEYS = ("finetuning_epoch_fraction",)
@@ -183,6 +187,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
 
 
 def _text(message: Message) -> str:
-    """The message's text without surrounding whitespace; empty when it has none."""
+    """The message's text without surrounding whitespace; empty when it is not a string or has
+    nothing visible (only whitespace, control, format/zero-width or lone surrogate characters)."""
     text = message.get(TEXT)
-    return text.strip() if isinstance(text, str) else ""
+    if not isinstance(text, str) or all(unicodedata.category(character) in _INVISIBLE for character in text):
+        return ""
+    return text.strip()

@@ -1,8 +1,11 @@
 """A fine-tuned BERT sequence classifier with its tokenizer and intent labels: predict, save, load."""
 
 import json
+import logging
+import re
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import onnxruntime
@@ -20,8 +23,12 @@ from transformers import (
 from bert_intent import onnx_network
 from bert_intent.errors import ModelLoadError
 
+logger = logging.getLogger(__name__)
+
 METADATA_FILE = "bert_intent.json"
 NETWORK_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "config.json"
 FORMAT_VERSION = 2  # 2: the weights are in model.onnx (1 had model.safetensors)
 
 
@@ -54,7 +61,9 @@ class IntentModel:
         probabilities = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         # Batches of similar length waste little compute on padding.
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        batch_size = self.settings["batch_size"]
+        # The int8 network quantizes its activations with a scale taken from the whole batch, so a
+        # message's scores would depend on its batch-mates: ONNX Runtime gets one message per run.
+        batch_size = 1 if self.session is not None else self.settings["batch_size"]
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             probabilities[indices] = softmax(self._logits([texts[index] for index in indices]), axis=-1)
@@ -62,7 +71,7 @@ class IntentModel:
 
     def _logits(self, texts: List[str]) -> np.ndarray:
         inputs = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.settings["max_length"], return_tensors="np"
+            [valid_unicode(text) for text in texts], padding=True, truncation=True, max_length=self.settings["max_length"], return_tensors="np"
         )
         if self.session is not None:
             feeds = {item.name: inputs[item.name].astype(np.int64) for item in self.session.get_inputs()}
@@ -84,8 +93,14 @@ class IntentModel:
         if len(self.labels) > 1:
             if self.network is None:
                 raise ValueError("Only a model with its torch network (a trained or torch-loaded one) can be saved.")
+            started = time.monotonic()
             metadata["parameters"] = onnx_network.export(
                 self.network, self.tokenizer.model_input_names, directory / NETWORK_FILE, self.settings["quantize"]
+            )
+            logger.info(
+                "Saved the network as %s (%s weights, %.1f MB) in %.0f s.", NETWORK_FILE,
+                "int8" if self.settings["quantize"] else "float32",
+                (directory / NETWORK_FILE).stat().st_size / 1e6, time.monotonic() - started,
             )
             self.network.config.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
@@ -112,39 +127,77 @@ class IntentModel:
             )
         if len(labels) == 1:
             return cls(labels, settings, summary=summary)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-            if backend == "onnx":
-                session = onnx_network.session(directory / NETWORK_FILE, settings["cpu_threads"])
-                return cls(labels, settings, tokenizer, summary=summary, session=session)
-            network = AutoModelForSequenceClassification.from_config(
-                AutoConfig.from_pretrained(directory, local_files_only=True)
-            )
-            network.load_state_dict(
-                onnx_network.torch_weights(directory / NETWORK_FILE, metadata["parameters"]), strict=False
-            )
-        except (OSError, ValueError, KeyError, RuntimeError, *onnx_network.READ_ERRORS) as error:
-            raise ModelLoadError(
-                f"Cannot load the trained network from {directory}: {error}. Retrain the model with `rasa train`."
-            ) from error
+        network_file = _required(directory / NETWORK_FILE)
+        tokenizer = _read(_required(directory / TOKENIZER_FILE), lambda: AutoTokenizer.from_pretrained(directory, local_files_only=True))
+        if backend == "onnx":
+            session = _read(network_file, lambda: onnx_network.session(network_file, settings["cpu_threads"]))
+            _check_label_count(network_file, onnx_network.output_width(session), labels)
+            return cls(labels, settings, tokenizer, summary=summary, session=session)
+        config = _read(_required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True))
+        _check_label_count(directory / CONFIG_FILE, config.num_labels, labels)
+        network = AutoModelForSequenceClassification.from_config(config)
+        weights = _read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
+        _read(network_file, lambda: network.load_state_dict(weights, strict=False))
         return cls(labels, settings, tokenizer, network.to(device), summary)
+
+
+def _required(path: Path) -> Path:
+    if not path.is_file():
+        raise ModelLoadError(
+            f"{path} is missing, so the model cannot be loaded (was the model archive copied or unpacked "
+            "incompletely?). Use the complete .tar.gz that `rasa train` wrote, or retrain with `rasa train`."
+        )
+    return path
+
+
+_T = TypeVar("_T")
+
+
+def _read(path: Path, reader: Callable[[], _T]) -> _T:
+    """Run `reader`, turning any failure into an error that names `path`."""
+    try:
+        return reader()
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, *onnx_network.READ_ERRORS) as error:
+        raise ModelLoadError(
+            f"Cannot load {path}: {error}. The file is damaged or not from this model; "
+            "use the complete .tar.gz that `rasa train` wrote, or retrain with `rasa train`."
+        ) from error
+
+
+def _check_label_count(path: Path, width: int, labels: Sequence[str]) -> None:
+    if width != len(labels):
+        raise ModelLoadError(
+            f"{path} scores {width} intents, but {METADATA_FILE} lists {len(labels)}: the files come from "
+            "different models. Use the complete .tar.gz that `rasa train` wrote, or retrain with `rasa train`."
+        )
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with lone surrogates (which Python strings allow and tokenizers reject) replaced by U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def load_pretrained(
     model_name: str, labels: Sequence[str]
 ) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    """Load a checkpoint's fast tokenizer and a freshly initialised classification head for `labels`."""
+    """Load a checkpoint's fast tokenizer and a freshly initialised classification head for `labels`.
+
+    Weights come only from safetensors files and no code from the checkpoint is run.
+    """
+    _check_model_name(model_name)
     previous_verbosity = transformers.logging.get_verbosity()
     # The "newly initialized classifier weights" warning is expected here, so only errors are shown.
     transformers.logging.set_verbosity_error()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True)
+        tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False)
         network = AutoModelForSequenceClassification.from_pretrained(
             model_name,
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={label: index for index, label in enumerate(labels)},
             ignore_mismatched_sizes=True,
+            use_safetensors=True,
+            trust_remote_code=False,
         )
     except (OSError, ValueError) as error:
         raise ModelLoadError(
@@ -152,8 +205,25 @@ def load_pretrained(
             "If this machine is offline or the Hugging Face Hub is blocked, download the checkpoint "
             "where the Hub is reachable (e.g. `hf download bert-base-chinese "
             "--local-dir ./bert-base-chinese`), copy the folder here and set `model_name` to that "
-            "directory, or set the HF_ENDPOINT environment variable to a mirror."
+            "directory, or set the HF_ENDPOINT environment variable to a mirror. Weights are read only "
+            "from model.safetensors (never from pickled pytorch_model.bin files)."
         ) from error
     finally:
         transformers.logging.set_verbosity(previous_verbosity)
     return tokenizer, network
+
+
+# A Hugging Face model id: "name" or "organisation/name".
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+
+
+def _check_model_name(model_name: str) -> None:
+    """Accept a checkpoint directory or a Hub id; anything else (a file, a URL, a missing path) is an error."""
+    if Path(model_name).is_dir():
+        return
+    if Path(model_name).exists() or ".." in model_name or not _HUB_ID.fullmatch(model_name):
+        raise ModelLoadError(
+            f"BertIntentClassifier: model_name '{model_name}' is neither an existing checkpoint directory "
+            "nor a Hugging Face model id (like 'bert-base-chinese' or 'organisation/name'). Set it to the "
+            "directory that holds config.json, the tokenizer files and model.safetensors, or to a model id."
+        )

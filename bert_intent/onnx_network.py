@@ -161,6 +161,11 @@ def session(path: Path, threads: Optional[int]) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def output_width(runtime_session: onnxruntime.InferenceSession) -> int:
+    """How many intents the network in `runtime_session` scores."""
+    return int(runtime_session.get_outputs()[0].shape[-1])
+
+
 def _usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))

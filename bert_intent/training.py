@@ -28,7 +28,7 @@ from transformers.integrations import TensorBoardCallback
 
 from bert_intent.errors import BertIntentError, ConfigError
 from bert_intent.layers import freeze_bottom, parameter_groups, set_dropout
-from bert_intent.model import IntentModel, load_pretrained
+from bert_intent.model import IntentModel, load_pretrained, valid_unicode
 from bert_intent.reports import epoch_history, scores, write_reports
 from bert_intent.scratch import build_from_scratch
 from bert_intent.settings import resolve_device
@@ -61,6 +61,12 @@ def fine_tune(
     """
     if len(texts) != len(intents) or not texts:
         raise ValueError("fine_tune needs as many intents as texts, and at least one of each.")
+    not_text = next((index for index, text in enumerate(texts) if not isinstance(text, str)), None)
+    if not_text is not None:
+        raise BertIntentError(
+            f"Training example {not_text} (intent '{intents[not_text]}') is {texts[not_text]!r}, not text."
+        )
+    texts = [valid_unicode(text) for text in texts]
     labels = sorted(set(intents))
     if start_from is not None and start_from.labels != labels:
         raise BertIntentError(_changed_intents_message(start_from.labels, labels))

@@ -1,11 +1,15 @@
 """Running the rasa CLI as a user does, in a project directory with its own training cache."""
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List, Tuple
+
+import requests
 
 
 def rasa_command(*arguments: str) -> List[str]:
@@ -34,3 +38,33 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(model: Path, workdir: Path, start_timeout: float = 180) -> Iterator[Tuple[str, int]]:
+    """`rasa run --enable-api` with `model` on a free 127.0.0.1 port; yields (url, pid) once it answers."""
+    port = free_port()
+    log_path = workdir / "rasa-run.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            rasa_command("run", "--enable-api", "--model", str(model), "-i", "127.0.0.1", "-p", str(port)),
+            cwd=workdir, env=rasa_env(workdir), stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not _answers(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"rasa run did not start:\n{log_path.read_text()}")
+            time.sleep(1)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.ConnectionError:
+        return False

@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 import subprocess
-import time
+import sys
 from pathlib import Path
 from typing import List, NamedTuple, Tuple
 
@@ -19,7 +19,7 @@ import requests
 import yaml
 from rasa.core.agent import Agent
 
-from tests.cli import free_port, rasa, rasa_command, rasa_env
+from tests.cli import free_port, rasa, rasa_command, rasa_env, serve
 
 pytestmark = pytest.mark.slow
 
@@ -97,24 +97,8 @@ def test_rasa_shell_answers_a_chinese_message_in_a_terminal(bot: Bot) -> None:
 
 
 def test_rasa_run_serves_model_parse_over_http(bot: Bot) -> None:
-    port = free_port()
-    log = bot.path / "rasa-run.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            rasa_command("run", "--enable-api", "--model", "models/bot.tar.gz", "-i", "127.0.0.1", "-p", str(port)),
-            cwd=bot.path, env=rasa_env(bot.path), stdout=output, stderr=subprocess.STDOUT,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while not _answers(url):
-            assert server.poll() is None, f"rasa run exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"rasa run did not start:\n{log.read_text()}"
-            time.sleep(1)
+    with serve(bot.path / "models" / "bot.tar.gz", bot.path) as (url, _):
         parsed = requests.post(f"{url}/model/parse", json={"text": "明天上海会下雨吗"}, timeout=30).json()
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     assert parsed["intent"]["name"] == "ask_weather"
     assert 0.5 < parsed["intent"]["confidence"] <= 1
     ranking = parsed["intent_ranking"]
@@ -122,11 +106,17 @@ def test_rasa_run_serves_model_parse_over_http(bot: Bot) -> None:
     assert [entry["confidence"] for entry in ranking] == sorted((entry["confidence"] for entry in ranking), reverse=True)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).ok
-    except requests.ConnectionError:
-        return False
+def test_concurrent_clients_get_answers_without_errors_or_memory_growth(bot: Bot, tmp_path: Path) -> None:
+    """A short run of benchmarks/load_test.py: 4 clients, 300 requests, odd messages among them."""
+    report = tmp_path / "load.json"
+    subprocess.run(
+        [sys.executable, str(REPOSITORY / "benchmarks" / "load_test.py"), "--model", str(bot.path / "models" / "bot.tar.gz"),
+         "--clients", "4", "--requests", "300", "--time-limit", "240", "--json", str(report)],
+        check=True, timeout=600,
+    )
+    result = json.loads(report.read_text(encoding="utf-8"))
+    assert (result["requests_sent"], result["errors"]) == (300, 0), result["error_examples"]
+    assert result["rss_growth_mb"] < 50
 
 
 def test_rasa_test_nlu_reports_on_the_held_out_file(bot: Bot) -> None:

@@ -108,3 +108,17 @@ def test_awkward_data_trains_and_the_warnings_name_the_intents(tmp_path: Path, t
     assert "fewer than 5 examples: 'alarm' (1)" in output
     assert "Intent 'weather' has 60 examples, at least 10x as many as 'alarm' (1)" in output
     assert (tmp_path / "models" / "nlu.tar.gz").is_file()
+
+
+def test_a_failed_rasa_train_leaves_the_previous_model_as_it_was(tmp_path: Path, tiny_settings: Dict[str, Any]) -> None:
+    component = {"name": "bert_intent.BertIntentClassifier", **tiny_settings, "epochs": 2}
+    train_project(tmp_path, [component])
+    archive = tmp_path / "models" / "nlu.tar.gz"
+    before = archive.read_bytes()
+    write_config_yaml(tmp_path / "config.yml", [{**component, "model_name": "./no-such-checkpoint"}])
+    output = rasa(tmp_path, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", "models",
+                  "--fixed-model-name", "nlu", expect_success=False)
+    assert "model_name './no-such-checkpoint' is neither an existing checkpoint directory" in output
+    assert "Traceback" not in output
+    assert archive.read_bytes() == before
+    assert [path.name for path in (tmp_path / "models").iterdir()] == ["nlu.tar.gz"]
