@@ -71,7 +71,11 @@ class IntentModel:
 
     def _logits(self, texts: List[str]) -> np.ndarray:
         inputs = self.tokenizer(
-            [valid_unicode(text) for text in texts], padding=True, truncation=True, max_length=self.settings["max_length"], return_tensors="np"
+            [valid_unicode(text) for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.settings["max_length"],
+            return_tensors="np",
         )
         if self.session is not None:
             feeds = {item.name: inputs[item.name].astype(np.int64) for item in self.session.get_inputs()}
@@ -128,12 +132,16 @@ class IntentModel:
         if len(labels) == 1:
             return cls(labels, settings, summary=summary)
         network_file = _required(directory / NETWORK_FILE)
-        tokenizer = _read(_required(directory / TOKENIZER_FILE), lambda: AutoTokenizer.from_pretrained(directory, local_files_only=True))
+        tokenizer = _read(
+            _required(directory / TOKENIZER_FILE), lambda: AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        )
         if backend == "onnx":
             session = _read(network_file, lambda: onnx_network.session(network_file, settings["cpu_threads"]))
             _check_label_count(network_file, onnx_network.output_width(session), labels)
             return cls(labels, settings, tokenizer, summary=summary, session=session)
-        config = _read(_required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True))
+        config = _read(
+            _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
+        )
         _check_label_count(directory / CONFIG_FILE, config.num_labels, labels)
         network = AutoModelForSequenceClassification.from_config(config)
         weights = _read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
