@@ -52,6 +52,7 @@ class IntentModel:
         self.tokenizer = tokenizer
         self.network = network.eval() if network is not None else None
         self.session = session
+        self._session_inputs = [item.name for item in session.get_inputs()] if session is not None else []
         self.summary = dict(summary or {})  # what training did: epochs run, best epoch, its scores
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -78,7 +79,7 @@ class IntentModel:
             return_tensors="np",
         )
         if self.session is not None:
-            feeds = {item.name: inputs[item.name].astype(np.int64) for item in self.session.get_inputs()}
+            feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs}
             return self.session.run(None, feeds)[0]
         tensors = {name: torch.from_numpy(values).to(self.network.device) for name, values in inputs.items()}
         with torch.inference_mode():
