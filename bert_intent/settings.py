@@ -54,10 +54,6 @@ def _bool(value: Any) -> Optional[bool]:
     return value if isinstance(value, bool) else None
 
 
-def _scratch_size(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) and value in SIZE_PRESETS else None
-
-
 def _non_negative_float(value: Any) -> Optional[float]:
     number = _float(value)
     return number if number is not None and number >= 0 else None
@@ -87,7 +83,7 @@ KEYS: Dict[str, _Key] = {
     "pretrained": _Key(
         True, "true (fine-tune model_name) or false (train a small BERT from scratch, offline)", _bool
     ),
-    "scratch_size": _Key("mini", f"one of {', '.join(SIZE_PRESETS)}", _scratch_size),
+    "scratch_size": _Key("mini", f"one of {', '.join(SIZE_PRESETS)}", _one_of(tuple(SIZE_PRESETS))),
     "epochs": _Key(5, "a positive integer", _int_at_least(1)),
     "batch_size": _Key(16, "a positive integer", _int_at_least(1)),
     "learning_rate": _Key(2e-5, "a positive number", _positive_float),

@@ -107,7 +107,9 @@ def fine_tune(
         history = epoch_history(trainer.state.log_history)
         reporting = settings["report_dir"] is not None and bool(validation_set)
         validation = trainer.predict(validation_set) if reporting else None
-    summary = _summary(history, settings, trainer.state.global_step, len(train_set), len(validation_set))
+    summary = _summary(
+        history, best_epoch.best_epoch, settings, trainer.state.global_step, len(train_set), len(validation_set)
+    )
     logger.info(_summary_line(summary))
     if validation is not None:
         predicted = validation.predictions.argmax(axis=-1)
@@ -160,13 +162,14 @@ class _KeepBestEpoch(TrainerCallback):
     def __init__(self, patience: int) -> None:
         self.patience = patience
         self.best_rank: Optional[Tuple[float, float]] = None
+        self.best_epoch: Optional[int] = None
         self.best_weights: Optional[Dict[str, torch.Tensor]] = None
         self.epochs_without_improvement = 0
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Dict[str, float], model: Any = None, **kwargs: Any) -> None:
         rank = _epoch_rank(metrics["eval_macro_f1"], metrics["eval_loss"])
         if self.best_rank is None or rank > self.best_rank:
-            self.best_rank, self.epochs_without_improvement = rank, 0
+            self.best_rank, self.best_epoch, self.epochs_without_improvement = rank, round(state.epoch), 0
             self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
         else:
             self.epochs_without_improvement += 1
@@ -278,6 +281,7 @@ def _validation_split(
 
 def _summary(
     history: List[Dict[str, float]],
+    best_epoch: Optional[int],
     settings: Dict[str, Any],
     optimizer_steps: int,
     train_size: int,
@@ -291,9 +295,8 @@ def _summary(
         "train_examples": train_size,
         "validation_examples": validation_size,
     }
-    validated = [row for row in history if "macro_f1" in row]
-    if validated:
-        best = max(validated, key=lambda row: _epoch_rank(row["macro_f1"], row["validation_loss"]))
+    if best_epoch is not None:
+        best = next(row for row in history if row["epoch"] == best_epoch)
         summary.update(
             best_epoch=best["epoch"], validation_accuracy=best["accuracy"], validation_macro_f1=best["macro_f1"]
         )
