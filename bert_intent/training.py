@@ -40,10 +40,20 @@ logger = logging.getLogger(__name__)
 _WARMUP_KEY = "warmup_steps" if Version(transformers.__version__).major >= 5 else "warmup_ratio"
 
 
-def _epoch_rank(macro_f1: float, validation_loss: float) -> Tuple[float, float]:
-    """How epochs compare: validation macro-F1 first; on a tie (common on a small validation set,
-    where several epochs get every example right) the lower validation loss, i.e. the surer model."""
-    return macro_f1, -validation_loss
+# On a macro-F1 tie, validation loss (mean cross-entropy, nats) must fall by at least this much to count
+# as an improvement: once every example is right it otherwise keeps creeping down by a hair each epoch,
+# and early stopping would never fire.
+MIN_LOSS_IMPROVEMENT = 0.01
+
+
+def _improves(macro_f1: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
+    """Whether an epoch beats the best so far (macro-F1, validation loss): a higher validation macro-F1,
+    or the same (common on a small validation set, where several epochs get every example right) and
+    a validation loss lower by at least `MIN_LOSS_IMPROVEMENT`, i.e. a clearly surer model."""
+    if best is None:
+        return True
+    best_f1, best_loss = best
+    return macro_f1 > best_f1 or (macro_f1 == best_f1 and validation_loss <= best_loss - MIN_LOSS_IMPROVEMENT)
 
 
 def fine_tune(
@@ -151,7 +161,7 @@ class _IntentTrainer(Trainer):
 
 
 class _KeepBestEpoch(TrainerCallback):
-    """Keep a copy of the weights of the best epoch (see `_epoch_rank`), restored after training,
+    """Keep a copy of the weights of the best epoch (see `_improves`), restored after training,
     and stop after `patience` epochs without improvement (0: never stop early).
 
     Trainer's own `load_best_model_at_end` reloads its checkpoint with a plain `load_state_dict`; on
@@ -161,15 +171,15 @@ class _KeepBestEpoch(TrainerCallback):
 
     def __init__(self, patience: int) -> None:
         self.patience = patience
-        self.best_rank: Optional[Tuple[float, float]] = None
+        self.best_scores: Optional[Tuple[float, float]] = None
         self.best_epoch: Optional[int] = None
         self.best_weights: Optional[Dict[str, torch.Tensor]] = None
         self.epochs_without_improvement = 0
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Dict[str, float], model: Any = None, **kwargs: Any) -> None:
-        rank = _epoch_rank(metrics["eval_macro_f1"], metrics["eval_loss"])
-        if self.best_rank is None or rank > self.best_rank:
-            self.best_rank, self.best_epoch, self.epochs_without_improvement = rank, round(state.epoch), 0
+        scores = metrics["eval_macro_f1"], metrics["eval_loss"]
+        if _improves(*scores, self.best_scores):
+            self.best_scores, self.best_epoch, self.epochs_without_improvement = scores, round(state.epoch), 0
             self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
         else:
             self.epochs_without_improvement += 1

@@ -11,6 +11,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any, Dict  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from bert_intent.scratch import build_from_scratch  # noqa: E402
 from tests.dataset import characters  # noqa: E402
@@ -20,7 +21,9 @@ from tests.dataset import characters  # noqa: E402
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random BERT with a character vocabulary, saved with `save_pretrained` like bert-base-chinese."""
     directory = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer, network = build_from_scratch(characters(), ["unused"], "tiny", max_length=64)
+    with torch.random.fork_rng():  # the same weights in every run, so a test cannot pass by luck
+        torch.manual_seed(0)
+        tokenizer, network = build_from_scratch(characters(), ["unused"], "tiny", max_length=64)
     network.bert.save_pretrained(directory)  # the encoder alone, as a pretrained checkpoint is published
     tokenizer.save_pretrained(directory)
     return directory

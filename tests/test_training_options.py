@@ -13,7 +13,7 @@ from transformers import AutoModel
 from bert_intent import settings
 from bert_intent.layers import parameter_groups
 from bert_intent.model import IntentModel
-from bert_intent.training import _validation_split, fine_tune
+from bert_intent.training import _improves, _validation_split, fine_tune
 from tests.dataset import HELD_OUT, TRAIN, pairs
 
 
@@ -44,6 +44,13 @@ def test_early_stopping_stops_before_the_last_epoch(config: Dict[str, Any]) -> N
     summary = train(config, epochs=60, early_stopping_patience=2).summary
     assert summary["epochs_run"] < 60
     assert summary["epochs_run"] == summary["best_epoch"] + 2
+
+
+def test_a_loss_that_only_creeps_down_is_no_improvement() -> None:
+    assert _improves(0.9, 2.0, (0.8, 0.1))  # a higher macro-F1 wins whatever the loss
+    assert _improves(1.0, 0.10, (1.0, 0.12))
+    assert not _improves(1.0, 0.0015, (1.0, 0.002))  # every example right, a hair surer: no reason to go on
+    assert not _improves(0.8, 0.01, (0.9, 0.5))
 
 
 def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], tmp_path: Path) -> None:
