@@ -1,11 +1,13 @@
 """Inference speed, memory, load time, archive size and int8-vs-fp32 agreement, side by side.
 
-    .venv/bin/python benchmarks/bench_inference.py [--checkpoint DIR] [--repeats 100] [--json FILE]
+    .venv/bin/python benchmarks/bench_inference.py [--checkpoint DIR] [--repeats 100] [--rounds 3] [--json FILE]
 
 The network is bert-base-chinese's architecture (12 layers, hidden 768, 21 128-token vocabulary)
 with random weights, or the checkpoint in --checkpoint: the same compute either way. Every variant
 runs in its own process, one after the other, on the same messages (short, medium, long Chinese
-utterances); its peak RSS is that process's. Variants:
+utterances); its peak RSS is that process's. All variants are measured in turn --rounds times, and
+each figure is the median over the rounds, so that a noisy minute on a shared machine cannot favour
+one variant; the speed-up over (b) is taken within each round, then the median. Variants:
 
   (a) pad-256 torch fp32   the blog recipe: every message padded to 256 tokens, PyTorch eager
   (b) torch fp32           PyTorch eager, batches padded to their longest message
@@ -61,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="a local BERT checkpoint directory instead of random weights")
     parser.add_argument("--repeats", type=int, default=100, help="single-message calls per length (default 100)")
+    parser.add_argument("--rounds", type=int, default=3, help="times every variant is measured, in turn (default 3)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--storage", type=Path, help=argparse.SUPPRESS)
@@ -71,10 +74,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as scratch:
         storage = Path(scratch)
         sizes = build_archives(storage, arguments.checkpoint)
-        results = {name: run_worker(name, storage, arguments.repeats) for name in VARIANTS}
+        rounds = [measure_round(storage, arguments.repeats) for _ in range(arguments.rounds)]
+        results = {name: {key: statistics.median(round_[name][key] for round_ in rounds) for key in rounds[0][name]}
+                   for name in VARIANTS}
         random_agreement = top1_agreement(storage / "float32", storage / "int8")
         bot = trained_bot(storage)
-    report = {"archive_mb": sizes, "variants": results, "random_network_top1_agreement": random_agreement,
+    report = {"rounds": arguments.rounds, "archive_mb": sizes, "variants": results, "random_network_top1_agreement": random_agreement,
               "example_bot": bot}
     print(markdown(report))
     if arguments.json:
@@ -106,6 +111,15 @@ def build_archives(storage: Path, checkpoint: str) -> Dict[str, float]:
             packed.add(storage / name, arcname=name)
         sizes[name] = round(archive.stat().st_size / 1e6, 1)
     return sizes
+
+
+def measure_round(storage: Path, repeats: int) -> Dict[str, Dict[str, Any]]:
+    """Every variant once, each with its medium-message speed-up over (b) in this round."""
+    results = {name: run_worker(name, storage, repeats) for name in VARIANTS}
+    baseline = results["(b) torch fp32"]["medium_p50_ms"]
+    for result in results.values():
+        result["medium_speedup_vs_b"] = round(baseline / result["medium_p50_ms"], 2)
+    return results
 
 
 def run_worker(name: str, storage: Path, repeats: int) -> Dict[str, Any]:
@@ -254,13 +268,13 @@ def trained_bot(storage: Path) -> Dict[str, float]:
 
 def markdown(report: Dict[str, Any]) -> str:
     variants = report["variants"]
-    baseline = variants["(b) torch fp32"]
     columns = ["short_p50_ms", "medium_p50_ms", "medium_p95_ms", "long_p50_ms", "batch32_messages_per_s",
                "peak_rss_mb", "rss_model_mb", "load_to_first_prediction_s"]
-    lines = ["| variant | " + " | ".join(columns) + " | medium p50 speed-up vs (b) |", "|---" * (len(columns) + 2) + "|"]
+    lines = [f"Medians over {report['rounds']} rounds.", "",
+             "| variant | " + " | ".join(columns) + " | medium p50 speed-up vs (b) |", "|---" * (len(columns) + 2) + "|"]
     for name, result in variants.items():
-        speedup = baseline["medium_p50_ms"] / result["medium_p50_ms"]
-        lines.append(f"| {name} | " + " | ".join(str(result[column]) for column in columns) + f" | {speedup:.1f}x |")
+        lines.append(f"| {name} | " + " | ".join(str(result[column]) for column in columns)
+                     + f" | {result['medium_speedup_vs_b']:.1f}x |")
     sizes = report["archive_mb"]
     lines.append("")
     lines.append(f"Model archive (tar.gz): int8 {sizes['int8']} MB, fp32 {sizes['float32']} MB "

@@ -43,17 +43,17 @@ _WARMUP_KEY = "warmup_steps" if Version(transformers.__version__).major >= 5 els
 # On a macro-F1 tie, validation loss (mean cross-entropy, nats) must fall by at least this much to count
 # as an improvement: once every example is right it otherwise keeps creeping down by a hair each epoch,
 # and early stopping would never fire.
-MIN_LOSS_IMPROVEMENT = 0.01
+_MIN_LOSS_IMPROVEMENT = 0.01
 
 
 def _improves(macro_f1: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
     """Whether an epoch beats the best so far (macro-F1, validation loss): a higher validation macro-F1,
     or the same (common on a small validation set, where several epochs get every example right) and
-    a validation loss lower by at least `MIN_LOSS_IMPROVEMENT`, i.e. a clearly surer model."""
+    a validation loss lower by at least `_MIN_LOSS_IMPROVEMENT`, i.e. a clearly surer model."""
     if best is None:
         return True
     best_f1, best_loss = best
-    return macro_f1 > best_f1 or (macro_f1 == best_f1 and validation_loss <= best_loss - MIN_LOSS_IMPROVEMENT)
+    return macro_f1 > best_f1 or (macro_f1 == best_f1 and validation_loss <= best_loss - _MIN_LOSS_IMPROVEMENT)
 
 
 def fine_tune(
