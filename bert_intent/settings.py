@@ -68,7 +68,7 @@ def _one_of(choices: Tuple[str, ...]) -> Callable[[Any], Optional[str]]:
     return lambda value: value if isinstance(value, str) and value in choices else None
 
 
-def _model_name(value: Any) -> Optional[str]:
+def _non_empty_text(value: Any) -> Optional[str]:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
@@ -78,7 +78,7 @@ def _device(value: Any) -> Optional[str]:
 
 KEYS: Dict[str, _Key] = {
     "model_name": _Key(
-        "bert-base-chinese", "a Hugging Face model id or a local checkpoint directory", _model_name
+        "bert-base-chinese", "a Hugging Face model id or a local checkpoint directory", _non_empty_text
     ),
     "pretrained": _Key(
         True, "true (fine-tune model_name) or false (train a small BERT from scratch, offline)", _bool
@@ -99,7 +99,7 @@ KEYS: Dict[str, _Key] = {
     "gradient_checkpointing": _Key(False, "true or false", _bool),
     "validation_split": _Key(0.1, "a number in [0, 1) (0 turns validation off)", _fraction),
     "early_stopping_patience": _Key(3, "an integer >= 0 (0 turns early stopping off)", _int_at_least(0)),
-    "report_dir": _Key(None, "null or a directory path", _model_name),
+    "report_dir": _Key(None, "null or a directory path", _non_empty_text),
     "report_to": _Key("none", f"one of {', '.join(REPORT_TO)}", _one_of(REPORT_TO)),
     "max_length": _Key(128, "an integer of at least 3 (tokens, [CLS] and [SEP] included)", _int_at_least(3)),
     "random_seed": _Key(42, "an integer", _int),
