@@ -95,6 +95,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         own_config = {key: value for key, value in config.items() if key not in _RASA_KEYS}
         with _reported_to_rasa():
             self.config = bert_settings.validate(own_config)
+        # Rasa scales a configured `epochs` itself; training scales the epochs it chooses with `epochs: 0`.
+        self._epoch_fraction = float(config.get("finetuning_epoch_fraction", 1.0))
         self._model_storage = model_storage
         self._resource = resource
         self._model: Optional[IntentModel] = None
@@ -158,7 +160,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         for warning in training_data_warnings(texts, intents):
             raise_warning(f"BertIntentClassifier: {warning}")
         with _reported_to_rasa():
-            self._model = fine_tune(texts, intents, self.config, start_from=self._model)
+            self._model = fine_tune(
+                texts, intents, self.config, start_from=self._model, epoch_fraction=self._epoch_fraction
+            )
         with self._model_storage.write_to(self._resource) as model_dir:
             self._model.save(model_dir)
         return self._resource

@@ -12,16 +12,11 @@ import onnxruntime
 import torch
 import transformers
 from scipy.special import softmax
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from bert_intent import onnx_network
 from bert_intent.errors import ModelLoadError
+from bert_intent.network import IntentNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +24,7 @@ METADATA_FILE = "bert_intent.json"
 NETWORK_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
-FORMAT_VERSION = 2  # 2: the weights are in model.onnx (1 had model.safetensors)
+FORMAT_VERSION = 3  # 3: IntentNetwork (encoder, intent and n-gram heads); 2: a sequence classifier
 
 
 class IntentModel:
@@ -41,7 +36,7 @@ class IntentModel:
         labels: Sequence[str],
         settings: Dict[str, Any],
         tokenizer: Optional[PreTrainedTokenizerBase] = None,
-        network: Optional[PreTrainedModel] = None,
+        network: Optional[IntentNetwork] = None,
         summary: Optional[Dict[str, Any]] = None,
         session: Optional[onnxruntime.InferenceSession] = None,
     ) -> None:
@@ -144,7 +139,7 @@ class IntentModel:
             _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
         )
         _check_label_count(directory / CONFIG_FILE, config.num_labels, labels)
-        network = AutoModelForSequenceClassification.from_config(config)
+        network = IntentNetwork.from_config(config)
         weights = _read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
         _read(network_file, lambda: network.load_state_dict(weights, strict=False))
         return cls(labels, settings, tokenizer, network.to(device), summary)
@@ -188,8 +183,8 @@ def valid_unicode(text: str) -> str:
 
 def load_pretrained(
     model_name: str, labels: Sequence[str]
-) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    """Load a checkpoint's fast tokenizer and a freshly initialised classification head for `labels`.
+) -> Tuple[PreTrainedTokenizerBase, IntentNetwork]:
+    """Load a checkpoint's fast tokenizer and its encoder with new heads for `labels`.
 
     Weights come only from safetensors files and no code from the checkpoint is run.
     """
@@ -199,14 +194,8 @@ def load_pretrained(
     transformers.logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False)
-        network = AutoModelForSequenceClassification.from_pretrained(
-            model_name,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: index for index, label in enumerate(labels)},
-            ignore_mismatched_sizes=True,
-            use_safetensors=True,
-            trust_remote_code=False,
+        network = IntentNetwork.from_pretrained(
+            model_name, len(labels), use_safetensors=True, trust_remote_code=False
         )
     except (OSError, ValueError) as error:
         raise ModelLoadError(

@@ -6,7 +6,9 @@ less accurate than a fine-tuned pretrained checkpoint.
 
 from typing import Dict, List, Sequence, Tuple
 
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from bert_intent.network import IntentNetwork
 
 # Shapes of Google's compact BERTs ("Well-Read Students Learn Better", Turc et al. 2019).
 SIZE_PRESETS: Dict[str, Dict[str, int]] = {
@@ -37,15 +39,8 @@ def character_vocabulary(texts: Sequence[str]) -> Dict[str, int]:
 
 def build_from_scratch(
     texts: Sequence[str], labels: List[str], size: str, max_length: int
-) -> Tuple[BertTokenizerFast, BertForSequenceClassification]:
-    """A tokenizer for `texts` and a randomly initialised `size` BERT classifying into `labels`."""
+) -> Tuple[BertTokenizerFast, IntentNetwork]:
+    """A tokenizer for `texts` and a randomly initialised `size` BERT with heads for `labels`."""
     tokenizer = BertTokenizerFast(vocab=character_vocabulary(texts))
-    config = BertConfig(
-        vocab_size=len(tokenizer.get_vocab()),
-        max_position_embeddings=max_length,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: index for index, label in enumerate(labels)},
-        **SIZE_PRESETS[size],
-    )
-    return tokenizer, BertForSequenceClassification(config)
+    config = BertConfig(vocab_size=len(tokenizer.get_vocab()), max_position_embeddings=max_length, **SIZE_PRESETS[size])
+    return tokenizer, IntentNetwork(BertModel(config), len(labels))

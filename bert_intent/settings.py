@@ -84,9 +84,10 @@ KEYS: Dict[str, _Key] = {
         True, "true (fine-tune model_name) or false (train a small BERT from scratch, offline)", _bool
     ),
     "scratch_size": _Key("mini", f"one of {', '.join(SIZE_PRESETS)}", _one_of(tuple(SIZE_PRESETS))),
-    "epochs": _Key(5, "a positive integer", _int_at_least(1)),
+    # 0, not null, for "auto": `rasa train --finetune` multiplies this key's value by --epoch-fraction.
+    "epochs": _Key(0, "0 (chosen from the data size) or a positive integer", _int_at_least(0)),
     "batch_size": _Key(16, "a positive integer", _int_at_least(1)),
-    "learning_rate": _Key(2e-5, "a positive number", _positive_float),
+    "learning_rate": _Key(None, "null (chosen from the checkpoint's width) or a positive number", _positive_float),
     "warmup_ratio": _Key(0.1, "a number in [0, 1)", _fraction),
     "lr_scheduler_type": _Key("linear", f"one of {', '.join(SCHEDULERS)}", _one_of(SCHEDULERS)),
     "weight_decay": _Key(0.01, "a number >= 0", _non_negative_float),

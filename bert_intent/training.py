@@ -3,7 +3,6 @@
 import logging
 import math
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -11,13 +10,11 @@ import numpy as np
 import torch
 import transformers
 from packaging.version import Version
-from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional
 from transformers import (
     DataCollatorWithPadding,
     EvalPrediction,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
     ProgressCallback,
     Trainer,
@@ -29,6 +26,7 @@ from transformers.integrations import TensorBoardCallback
 from bert_intent.errors import BertIntentError, ConfigError
 from bert_intent.layers import freeze_bottom, parameter_groups, set_dropout
 from bert_intent.model import IntentModel, load_pretrained, valid_unicode
+from bert_intent.network import IntentNetwork
 from bert_intent.reports import epoch_history, scores, write_reports
 from bert_intent.scratch import build_from_scratch
 from bert_intent.settings import resolve_device
@@ -44,6 +42,18 @@ _WARMUP_KEY = "warmup_steps" if Version(transformers.__version__).major >= 5 els
 # as an improvement: once every example is right it otherwise keeps creeping down by a hair each epoch,
 # and early stopping would never fire.
 _MIN_LOSS_IMPROVEMENT = 0.01
+
+# With `epochs: 0`, training runs about this many optimizer steps (fine-tuning needs hundreds, whatever
+# the data size: Mosbach et al. 2021, Zhang et al. 2021), within these bounds on the number of epochs.
+TARGET_STEPS = 500
+MIN_EPOCHS, MAX_EPOCHS = 3, 50
+# A validation set smaller than this cannot tell epochs apart: below it, one example is over a point of
+# accuracy, and early stopping on such noise ends training epochs too soon (measured on the example bot).
+MIN_VALIDATION_EXAMPLES = 100
+# With `learning_rate: null`: 3e-5 at bert-base's width (768), 1e-3 at BERT-mini's (256), log-linear
+# in between and beyond, within these bounds. Narrow checkpoints want far higher rates than wide ones.
+_RATE_ANCHORS = ((768, 3e-5), (256, 1e-3))
+_RATE_BOUNDS = (1e-5, 1e-3)
 
 
 def _improves(macro_f1: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
@@ -61,13 +71,16 @@ def fine_tune(
     intents: Sequence[str],
     settings: Dict[str, Any],
     start_from: Optional[IntentModel] = None,
+    epoch_fraction: float = 1.0,
 ) -> IntentModel:
     """Train a classifier that predicts `intents[i]` from `texts[i]`.
 
     The network is `start_from`'s when given (continued fine-tuning, same intents required), else
-    `settings["model_name"]` with a new classification head, else (with `pretrained: false`) a small
-    BERT built from scratch. Labels are sorted, so the same data and settings give the same model.
-    With a single intent there is nothing to learn and no network is built.
+    `settings["model_name"]`'s encoder with new heads, else (with `pretrained: false`) a small BERT
+    built from scratch. `epoch_fraction` scales the number of epochs chosen with `epochs: 0`
+    (`rasa train --finetune --epoch-fraction`; Rasa scales an explicit `epochs` itself). Labels are
+    sorted, so the same data and settings give the same model. With a single intent there is nothing
+    to learn and no network is built.
     """
     if len(texts) != len(intents) or not texts:
         raise ValueError("fine_tune needs as many intents as texts, and at least one of each.")
@@ -93,8 +106,6 @@ def fine_tune(
     if settings["dropout"] is not None:
         set_dropout(network, settings["dropout"])
     max_length = min(settings["max_length"], network.config.max_position_embeddings)
-    settings = {**settings, "max_length": max_length}
-
     label_index = {label: index for index, label in enumerate(labels)}
     label_ids = [label_index[intent] for intent in intents]
     encodings = tokenizer(list(texts), truncation=True, max_length=max_length)
@@ -105,9 +116,15 @@ def fine_tune(
     train_indices, validation_indices = _validation_split(label_ids, labels, settings)
     train_set = [examples[index] for index in train_indices]
     validation_set = [examples[index] for index in validation_indices]
+    epochs, epochs_reason = _planned_epochs(len(train_set), settings, epoch_fraction)
+    learning_rate, rate_reason = _learning_rate(network.config.hidden_size, settings)
+    settings = {**settings, "max_length": max_length, "epochs": epochs, "learning_rate": learning_rate}
+    _fit_ngrams(network, tokenizer, train_set, settings["class_weights"] == "balanced")
     logger.info(
-        "Training %s on %d examples of %d intents (%d held out for validation) for up to %d epochs on %s.",
-        origin, len(train_set), len(labels), len(validation_set), settings["epochs"], device,
+        "Training %s on %d examples of %d intents (%d held out for validation) for up to %d epochs (%s) "
+        "at learning rate %.1e (%s) on %s.",
+        origin, len(train_set), len(labels), len(validation_set), epochs, epochs_reason,
+        learning_rate, rate_reason, device,
     )
     best_epoch = _KeepBestEpoch(settings["early_stopping_patience"])
     with tempfile.TemporaryDirectory(prefix="bert-intent-") as output_dir:
@@ -120,6 +137,7 @@ def fine_tune(
     summary = _summary(
         history, best_epoch.best_epoch, settings, trainer.state.global_step, len(train_set), len(validation_set)
     )
+    summary.update(epochs_reason=epochs_reason, learning_rate=learning_rate, learning_rate_reason=rate_reason)
     logger.info(_summary_line(summary))
     if validation is not None:
         predicted = validation.predictions.argmax(axis=-1)
@@ -131,7 +149,8 @@ def fine_tune(
 
 
 class _IntentTrainer(Trainer):
-    """Trainer with class-weighted, label-smoothed cross-entropy and layer-wise learning rates."""
+    """Trainer of the encoder and its intent head: class-weighted, label-smoothed cross-entropy and
+    layer-wise learning rates."""
 
     def __init__(
         self, *args: Any, class_weights: Optional[torch.Tensor], settings: Dict[str, Any], **kwargs: Any
@@ -142,17 +161,19 @@ class _IntentTrainer(Trainer):
         self._layer_decay = settings["layerwise_lr_decay"]
 
     def compute_loss(
-        self, model: PreTrainedModel, inputs: Dict[str, Any], return_outputs: bool = False, **kwargs: Any
+        self, model: IntentNetwork, inputs: Dict[str, Any], return_outputs: bool = False, **kwargs: Any
     ) -> Any:
         outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
-        logits = outputs.logits.float()
+        # The encoder learns from its own head (the n-gram head is fitted beforehand, in closed form);
+        # validation scores what predictions use, both heads together.
+        logits = (outputs.encoder_logits if model.training else outputs.logits).float()
         weights = None if self._class_weights is None else self._class_weights.to(logits.device)
         loss = functional.cross_entropy(
             logits, inputs["labels"], weight=weights, label_smoothing=self._label_smoothing
         )
         return (loss, outputs) if return_outputs else loss
 
-    def create_optimizer(self, model: Optional[PreTrainedModel] = None) -> torch.optim.Optimizer:
+    def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
             optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
             groups = parameter_groups(self.model, self.args.learning_rate, self.args.weight_decay, self._layer_decay)
@@ -185,7 +206,7 @@ class _KeepBestEpoch(TrainerCallback):
             self.epochs_without_improvement += 1
             control.should_training_stop = 0 < self.patience <= self.epochs_without_improvement
 
-    def restore(self, model: PreTrainedModel) -> None:
+    def restore(self, model: IntentNetwork) -> None:
         if self.best_weights is not None:
             model.load_state_dict(self.best_weights)
 
@@ -199,7 +220,7 @@ class _LossInProgressBar(ProgressCallback):
 
 
 def _trainer(
-    network: PreTrainedModel,
+    network: IntentNetwork,
     tokenizer: PreTrainedTokenizerBase,
     train_set: List[Dict[str, Any]],
     validation_set: List[Dict[str, Any]],
@@ -270,23 +291,58 @@ def _class_weights(train_labels: List[int], num_labels: int, mode: str) -> Optio
 def _validation_split(
     label_ids: List[int], labels: List[str], settings: Dict[str, Any]
 ) -> Tuple[List[int], List[int]]:
-    """Stratified (train, validation) indices; no validation when an intent is too small to share."""
+    """(train, validation) indices. Each intent gives `validation_split` of its examples, rounded down,
+    so an intent with fewer than 1 / validation_split keeps all of them; when that makes fewer than
+    MIN_VALIDATION_EXAMPLES, there is no validation set (it could not choose an epoch)."""
     fraction = settings["validation_split"]
     everything = list(range(len(label_ids)))
     if fraction == 0:
         return everything, []
-    smallest_id, smallest = min(Counter(label_ids).items(), key=lambda item: item[1])
-    if smallest * fraction < 1:
+    generator = np.random.default_rng(settings["random_seed"])
+    validation: List[int] = []
+    for label_id in sorted(set(label_ids)):
+        members = [index for index in everything if label_ids[index] == label_id]
+        validation += generator.choice(members, size=int(len(members) * fraction), replace=False).tolist()
+    if len(validation) < MIN_VALIDATION_EXAMPLES:
         logger.info(
-            "No validation set: intent '%s' has %d example(s), and validation_split %s needs at least %d "
-            "per intent to hold one out. Training uses every example and keeps the last epoch.",
-            labels[smallest_id], smallest, fraction, math.ceil(1 / fraction),
+            "No validation set: validation_split %s of each intent's examples makes %d, fewer than the %d "
+            "needed to choose an epoch. Training uses every example and keeps the last epoch.",
+            fraction, len(validation), MIN_VALIDATION_EXAMPLES,
         )
         return everything, []
-    train, validation = train_test_split(
-        everything, test_size=fraction, stratify=label_ids, random_state=settings["random_seed"]
+    held_out = set(validation)
+    return [index for index in everything if index not in held_out], sorted(validation)
+
+
+def _planned_epochs(train_size: int, settings: Dict[str, Any], epoch_fraction: float) -> Tuple[int, str]:
+    """The number of epochs to train and why: `epochs`, or with `epochs: 0` enough epochs for about
+    TARGET_STEPS optimizer steps (MIN_EPOCHS to MAX_EPOCHS), scaled by `epoch_fraction`."""
+    if settings["epochs"]:
+        return settings["epochs"], "as configured"
+    steps_per_epoch = math.ceil(train_size / (settings["batch_size"] * settings["gradient_accumulation_steps"]))
+    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / steps_per_epoch)))
+    reason = f"chosen for about {TARGET_STEPS} optimizer steps of {steps_per_epoch} per epoch, {MIN_EPOCHS} to {MAX_EPOCHS} epochs"
+    if epoch_fraction != 1.0:
+        return max(1, math.ceil(epochs * epoch_fraction)), f"{reason}, times the epoch fraction {epoch_fraction}"
+    return epochs, reason
+
+
+def _learning_rate(hidden_size: int, settings: Dict[str, Any]) -> Tuple[float, str]:
+    """`learning_rate`, or with `learning_rate: null` one for the encoder's width (see _RATE_ANCHORS)."""
+    if settings["learning_rate"] is not None:
+        return settings["learning_rate"], "as configured"
+    (wide, wide_rate), (narrow, narrow_rate) = _RATE_ANCHORS
+    slope = math.log(narrow_rate / wide_rate) / math.log(wide / narrow)
+    rate = min(_RATE_BOUNDS[1], max(_RATE_BOUNDS[0], wide_rate * (wide / hidden_size) ** slope))
+    return rate, f"chosen for hidden size {hidden_size}"
+
+
+def _fit_ngrams(network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, train_set: List[Dict[str, Any]], balanced: bool) -> None:
+    """Fit the network's n-gram head on the training examples (on the CPU, in closed form)."""
+    batch = DataCollatorWithPadding(tokenizer, return_tensors="pt")(
+        [{"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]} for example in train_set]
     )
-    return sorted(train), sorted(validation)
+    network.fit_ngrams(batch["input_ids"], batch["attention_mask"], [example["labels"] for example in train_set], balanced)
 
 
 def _summary(
@@ -314,9 +370,11 @@ def _summary(
 
 
 def _summary_line(summary: Dict[str, Any]) -> str:
-    line = f"Trained {summary['epochs_run']} of {summary['epochs']} epochs"
-    if summary["epochs_run"] < summary["epochs"]:
-        line += " (early stopping)"
+    line = (
+        f"Trained {summary['epochs_run']} of {summary['epochs']} epochs ({summary['epochs_reason']}"
+        f"{'; stopped early' if summary['epochs_run'] < summary['epochs'] else ''}) at learning rate "
+        f"{summary['learning_rate']:.1e} ({summary['learning_rate_reason']})"
+    )
     if "best_epoch" not in summary:
         return line + "; no validation set, so the last epoch's weights are kept."
     return line + (
@@ -328,7 +386,7 @@ def _summary_line(summary: Dict[str, Any]) -> str:
 
 def _starting_point(
     texts: Sequence[str], labels: List[str], settings: Dict[str, Any], start_from: Optional[IntentModel]
-) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel, str]:
+) -> Tuple[PreTrainedTokenizerBase, IntentNetwork, str]:
     """The tokenizer and network training starts from, and a description of them for the log."""
     if start_from is not None:
         return start_from.tokenizer, start_from.network, "the previously trained model (continued)"

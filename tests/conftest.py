@@ -24,9 +24,18 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.random.fork_rng():  # the same weights in every run, so a test cannot pass by luck
         torch.manual_seed(0)
         tokenizer, network = build_from_scratch(characters(), ["unused"], "tiny", max_length=64)
-    network.bert.save_pretrained(directory)  # the encoder alone, as a pretrained checkpoint is published
+    network.encoder.save_pretrained(directory)  # the encoder alone, as a pretrained checkpoint is published
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def proxy_checkpoint() -> Path:
+    """The pretrained Chinese BERT-mini standing in for bert-base-chinese (../shared, beside the repository)."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "models" / "zh-bert-mini-proxy"
+    if not (path / "config.json").is_file():
+        pytest.skip(f"the pretrained stand-in checkpoint is not in {path}")
+    return path
 
 
 @pytest.fixture(scope="session")

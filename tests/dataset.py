@@ -39,6 +39,11 @@ HELD_OUT: Dict[str, List[str]] = {
 }
 
 
+def repeated(data: Dict[str, List[str]], times: int) -> Dict[str, List[str]]:
+    """`times` numbered variants of every example: enough data for a validation set."""
+    return {intent: [f"{text}{number}" for number in range(times) for text in texts] for intent, texts in data.items()}
+
+
 def pairs(data: Dict[str, List[str]]) -> Tuple[List[str], List[str]]:
     """(texts, intents) in a stable order."""
     texts = [text for examples in data.values() for text in examples]

@@ -10,7 +10,7 @@ from bert_intent.errors import ConfigError
 def test_defaults_are_the_documented_ones() -> None:
     resolved = settings.validate({})
     assert resolved["model_name"] == "bert-base-chinese"
-    assert resolved["learning_rate"] == 2e-5
+    assert (resolved["epochs"], resolved["learning_rate"]) == (0, None)  # chosen from the data and the checkpoint
     assert resolved["ranking_length"] == 10
     assert resolved["device"] == "auto"
     assert (resolved["inference_backend"], resolved["quantize"], resolved["cpu_threads"]) == ("auto", True, None)
@@ -31,7 +31,7 @@ def test_unknown_key_is_rejected_with_its_name_and_the_allowed_keys() -> None:
 @pytest.mark.parametrize(
     "key, value",
     [
-        ("epochs", 0),
+        ("epochs", -1),
         ("epochs", 2.5),
         ("epochs", True),
         ("batch_size", "16"),

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -13,12 +14,19 @@ from transformers import AutoModel
 from bert_intent import settings
 from bert_intent.layers import parameter_groups
 from bert_intent.model import IntentModel
-from bert_intent.training import _improves, _validation_split, fine_tune
-from tests.dataset import HELD_OUT, TRAIN, pairs
+from bert_intent.training import _improves, _learning_rate, _planned_epochs, _validation_split, fine_tune
+from tests.dataset import HELD_OUT, TRAIN, pairs, repeated
+
+# 300 examples: validation_split 0.34 holds out 100, enough for a validation set.
+VALIDATED = repeated(TRAIN, 4)
 
 
 def train(config: Dict[str, Any], data: Dict[str, List[str]] = TRAIN, **overrides: Any) -> IntentModel:
     return fine_tune(*pairs(data), settings.validate({**config, **overrides}))
+
+
+def train_validated(config: Dict[str, Any], **overrides: Any) -> IntentModel:
+    return train(config, VALIDATED, validation_split=0.34, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +36,7 @@ def config(tiny_settings: Dict[str, Any]) -> Dict[str, Any]:
 
 def test_frozen_layers_keep_their_pretrained_weights(config: Dict[str, Any], tiny_bert: Path) -> None:
     pretrained = AutoModel.from_pretrained(tiny_bert).state_dict()
-    trained = train(config, epochs=2, freeze_layers=1).network.bert.state_dict()
+    trained = train(config, epochs=2, freeze_layers=1).network.encoder.state_dict()
     for name in ("embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight"):
         assert torch.equal(trained[name], pretrained[name]), name
     assert not torch.equal(trained["encoder.layer.1.attention.self.query.weight"],
@@ -41,7 +49,7 @@ def test_freezing_more_layers_than_the_model_has_is_a_clear_error(config: Dict[s
 
 
 def test_early_stopping_stops_before_the_last_epoch(config: Dict[str, Any]) -> None:
-    summary = train(config, epochs=60, early_stopping_patience=2).summary
+    summary = train_validated(config, epochs=60, early_stopping_patience=2).summary
     assert summary["epochs_run"] < 60
     assert summary["epochs_run"] == summary["best_epoch"] + 2
 
@@ -56,18 +64,18 @@ def test_a_loss_that_only_creeps_down_is_no_improvement() -> None:
 def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], tmp_path: Path) -> None:
     # A learning rate far too high makes validation scores jump around from epoch to epoch.
     overrides = dict(epochs=8, learning_rate=2e-2, lr_scheduler_type="constant", warmup_ratio=0,
-                     early_stopping_patience=0, class_weights="none", report_dir=str(tmp_path))
-    model = train(config, **overrides)
+                     early_stopping_patience=0, class_weights="none", report_dir=str(tmp_path), validation_split=0.34)
+    model = train(config, VALIDATED, **overrides)
     history = {row["epoch"]: row for row in json.loads((tmp_path / "history.json").read_text(encoding="utf-8"))}
     best, last = history[model.summary["best_epoch"]], history[8]
-    assert abs(best["validation_loss"] - last["validation_loss"]) > 1e-3  # the last epoch is not the best
+    assert abs(best["validation_loss"] - last["validation_loss"]) > 1e-4  # the last epoch is not the best
 
-    texts, intents = pairs(TRAIN)
+    texts, intents = pairs(VALIDATED)
     label_ids = [model.labels.index(intent) for intent in intents]
     _, validation = _validation_split(label_ids, model.labels, settings.validate({**config, **overrides}))
     probabilities = model.predict_proba([texts[index] for index in validation])
     loss = -np.mean(np.log([probabilities[row, label_ids[index]] for row, index in enumerate(validation)]))
-    assert loss == pytest.approx(best["validation_loss"], abs=1e-4)  # the returned weights are the best epoch's
+    assert loss == pytest.approx(best["validation_loss"], abs=2e-5)  # the returned weights are the best epoch's
 
 
 def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[str, Any]) -> None:
@@ -117,33 +125,63 @@ def test_layerwise_decay_lowers_the_learning_rate_layer_by_layer(config: Dict[st
     groups = parameter_groups(network, learning_rate=1.0, weight_decay=0.01, layer_decay=0.5)
     rate_of = {id(parameter): group["lr"] for group in groups for parameter in group["params"]}
     named = dict(network.named_parameters())
-    assert rate_of[id(named["classifier.weight"])] == 1.0
-    assert rate_of[id(named["bert.encoder.layer.1.output.dense.weight"])] == 0.5
-    assert rate_of[id(named["bert.encoder.layer.0.output.dense.weight"])] == 0.25
-    assert rate_of[id(named["bert.embeddings.word_embeddings.weight"])] == 0.125
+    assert rate_of[id(named["intent.weight"])] == 1.0
+    assert rate_of[id(named["encoder.encoder.layer.1.output.dense.weight"])] == 0.5
+    assert rate_of[id(named["encoder.encoder.layer.0.output.dense.weight"])] == 0.25
+    assert rate_of[id(named["encoder.embeddings.word_embeddings.weight"])] == 0.125
+    assert id(named["ngram_weights"]) not in rate_of  # fitted in closed form, not by the optimizer
     decay_of = {id(parameter): group["weight_decay"] for group in groups for parameter in group["params"]}
-    assert decay_of[id(named["classifier.bias"])] == decay_of[id(named["bert.embeddings.LayerNorm.weight"])] == 0.0
-    assert decay_of[id(named["classifier.weight"])] == 0.01
+    assert decay_of[id(named["intent.bias"])] == decay_of[id(named["encoder.embeddings.LayerNorm.weight"])] == 0.0
+    assert decay_of[id(named["intent.weight"])] == 0.01
 
 
-def test_small_intents_turn_validation_off_and_say_why(config: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+def test_too_small_a_validation_set_is_not_used_and_the_log_says_why(config: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="bert_intent"):
-        model = train(config, {"greet": TRAIN["greet"], "music": TRAIN["music"][:4]}, epochs=1)
-    assert "No validation set: intent 'music' has 4 example(s)" in caplog.text
+        model = train(config, epochs=1)  # 15 examples per intent: 1 each, 5 in all
+    assert "No validation set: validation_split 0.1 of each intent's examples makes 5, fewer than the 100" in caplog.text
     assert model.summary["validation_examples"] == 0 and "best_epoch" not in model.summary
+    assert "no validation set, so the last epoch's weights are kept" in caplog.text
+
+
+def test_validation_never_takes_the_examples_of_a_small_intent() -> None:
+    label_ids = [0] * 1000 + [1] * 9 + [2] * 10
+    train_ids, validation = _validation_split(label_ids, ["big", "small", "ten"], settings.validate({"validation_split": 0.1}))
+    held_out = [label_ids[index] for index in validation]
+    assert (held_out.count(0), held_out.count(1), held_out.count(2)) == (100, 0, 1)
+    assert sorted(train_ids + validation) == list(range(len(label_ids)))
+
+
+@pytest.mark.parametrize(
+    "examples, epochs", [(40, 50), (160, 50), (1_000, 8), (2_000, 4), (8_000, 3)]
+)
+def test_without_epochs_training_gets_about_500_steps_within_3_to_50_epochs(examples: int, epochs: int) -> None:
+    config = settings.validate({})  # batch 16
+    assert _planned_epochs(examples, config, 1.0)[0] == epochs
+    assert _planned_epochs(examples, config, 0.2)[0] == math.ceil(epochs * 0.2)  # rasa train --finetune
+    assert _planned_epochs(examples, {**config, "epochs": 7}, 1.0) == (7, "as configured")
+
+
+def test_without_a_learning_rate_it_follows_the_checkpoints_width() -> None:
+    config = settings.validate({})
+    assert _learning_rate(768, config)[0] == pytest.approx(3e-5)  # bert-base
+    assert _learning_rate(256, config)[0] == pytest.approx(1e-3)  # BERT-mini, like the pretrained stand-in
+    assert 3e-5 < _learning_rate(512, config)[0] < 1e-3
+    assert _learning_rate(1024, config)[0] == pytest.approx(1.2e-5, rel=0.1)  # bert-large
+    assert _learning_rate(128, config)[0] == 1e-3  # capped
+    assert _learning_rate(256, {**config, "learning_rate": 5e-5}) == (5e-5, "as configured")
 
 
 def test_training_logs_a_summary_and_saves_it_with_the_model(config: Dict[str, Any], caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     with caplog.at_level(logging.INFO, logger="bert_intent"):
-        model = train(config, epochs=3, early_stopping_patience=0)
-    assert "Trained 3 of 3 epochs; kept the best epoch" in caplog.text
+        model = train_validated(config, epochs=3, early_stopping_patience=0)
+    assert "Trained 3 of 3 epochs (as configured) at learning rate 2.0e-03 (as configured); kept the best epoch" in caplog.text
     assert "validation accuracy" in caplog.text and "macro-F1" in caplog.text
     model.save(tmp_path)
     assert IntentModel.load(tmp_path, torch.device("cpu"), "onnx").summary == model.summary
 
 
 def test_report_dir_gets_the_report_the_confusion_matrix_and_the_curves(config: Dict[str, Any], tmp_path: Path) -> None:
-    model = train(config, epochs=3, report_dir=str(tmp_path / "reports"), report_to="tensorboard")
+    model = train_validated(config, epochs=3, report_dir=str(tmp_path / "reports"), report_to="tensorboard")
     reports = tmp_path / "reports"
     report = json.loads((reports / "classification_report.json").read_text(encoding="utf-8"))
     assert set(model.labels) <= set(report) and "macro avg" in report

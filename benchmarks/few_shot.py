@@ -1,0 +1,188 @@
+"""Few-shot intent accuracy: bert-intent with its defaults against Rasa's DIET, through `rasa train nlu`.
+
+    .venv/bin/python benchmarks/few_shot.py [--k 5 10 20 all] [--draws 3] [--datasets cais bot]
+                                            [--systems defaults diet before] [--before-ref 179c5e1]
+
+For each dataset, each k (examples per intent, drawn at random from the training split; `all` takes
+every example) and each draw (seeded: the same examples for every system), every system is trained
+with `rasa train nlu` in a fresh subprocess and scores the test split through `Agent.parse_message`:
+
+- `defaults`: this checkout's `bert_intent.BertIntentClassifier` with only `model_name` set, to the
+  pretrained stand-in ../shared/models/zh-bert-mini-proxy;
+- `diet`: JiebaTokenizer + CountVectorsFeaturizer (char_wb, 1-4) + DIETClassifier (100 epochs);
+- `before`: the component as it was at `--before-ref` (exported from git), also with only `model_name`.
+
+Datasets: `cais` (../shared/datasets/cais: train.csv / test.csv; test messages of intents absent from
+a draw are left out) and `bot` (example_bot/data/nlu.yml / example_bot/tests/nlu_test.yml). The table
+gives medians over the draws of accuracy, macro-F1 and `rasa train nlu` seconds. Without ../shared (or
+$SHARED_DIR) the script says so and exits.
+"""
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SHARED_DIR", REPOSITORY.parent / "shared"))
+PROXY = SHARED / "models" / "zh-bert-mini-proxy"
+DIET_PIPELINE = [
+    {"name": "JiebaTokenizer"},
+    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
+    {"name": "DIETClassifier", "epochs": 100},
+]
+Examples = List[Tuple[str, str]]
+
+
+def read_cais(split: str) -> Examples:
+    with (SHARED / "datasets" / "cais" / f"{split}.csv").open(encoding="utf-8", newline="") as file:
+        rows = [(row["text"].strip(), row["label"].strip()) for row in csv.DictReader(file)]
+    return [(text, label) for text, label in rows if text and label]
+
+
+def read_nlu_yaml(path: Path) -> Examples:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [
+        (line.strip()[2:], block["intent"])
+        for block in data["nlu"] if "intent" in block
+        for line in block["examples"].splitlines() if line.strip().startswith("- ")
+    ]
+
+
+DATASETS = {
+    "cais": lambda: (read_cais("train"), read_cais("test")),
+    "bot": lambda: (read_nlu_yaml(REPOSITORY / "example_bot" / "data" / "nlu.yml"),
+                    read_nlu_yaml(REPOSITORY / "example_bot" / "tests" / "nlu_test.yml")),
+}
+
+
+def draw(examples: Examples, k: Optional[int], seed: int) -> Examples:
+    """Up to k examples of every intent (all with k None), the same for every system."""
+    by_intent: Dict[str, List[str]] = defaultdict(list)
+    for text, intent in examples:
+        by_intent[intent].append(text)
+    generator = random.Random(seed)
+    drawn = []
+    for intent in sorted(by_intent):
+        texts = sorted(set(by_intent[intent]))
+        generator.shuffle(texts)
+        drawn += [(text, intent) for text in texts[:k]]
+    return drawn
+
+
+def pipeline(system: str) -> List[Dict[str, object]]:
+    if system == "diet":
+        return DIET_PIPELINE
+    return [{"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}]
+
+
+def worker(job: Dict[str, object]) -> Dict[str, object]:
+    """Train one system on `job`'s examples with `rasa train nlu` and predict its test texts."""
+    from rasa.core.agent import Agent
+    from rasa.model_training import train_nlu
+    from sklearn.metrics import accuracy_score, f1_score
+
+    with tempfile.TemporaryDirectory(prefix="few-shot-") as scratch:
+        directory = Path(scratch)
+        os.environ["RASA_CACHE_DIRECTORY"] = str(directory / "cache")
+        by_intent: Dict[str, List[str]] = defaultdict(list)
+        for text, intent in job["train"]:
+            by_intent[intent].append(text)
+        nlu = {"version": "3.1", "nlu": [
+            {"intent": intent, "examples": "".join(f"- {_literal(text)}\n" for text in texts)}
+            for intent, texts in by_intent.items()
+        ]}
+        (directory / "nlu.yml").write_text(yaml.safe_dump(nlu, allow_unicode=True), encoding="utf-8")
+        config = {"recipe": "default.v1", "language": "zh", "pipeline": job["pipeline"], "policies": None}
+        for component in config["pipeline"]:
+            if component["name"] in ("DIETClassifier", "bert_intent.BertIntentClassifier"):
+                component["random_seed"] = job["seed"]
+        (directory / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        started = time.perf_counter()
+        model = train_nlu(str(directory / "config.yml"), str(directory / "nlu.yml"), str(directory / "models"))
+        seconds = time.perf_counter() - started
+        agent = Agent.load(model)
+
+        async def predict(texts: List[str]) -> List[str]:
+            return [(await agent.parse_message(text))["intent"]["name"] for text in texts]
+
+        test = [(text, intent) for text, intent in job["test"] if intent in by_intent]
+        predicted = asyncio.run(predict([text for text, _ in test]))
+    gold = [intent for _, intent in test]
+    return {
+        "accuracy": accuracy_score(gold, predicted),
+        "macro_f1": f1_score(gold, predicted, average="macro", labels=sorted(by_intent), zero_division=0),
+        "seconds": seconds,
+    }
+
+
+def _literal(text: str) -> str:
+    """The text as a Rasa example line: brackets and parentheses would be read as entity annotations."""
+    return text.replace("[", "(").replace("]", ")")
+
+
+def run_job(job: Dict[str, object], package_root: Path) -> Dict[str, object]:
+    environment = {**os.environ, "PYTHONPATH": str(package_root), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
+                   "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker"], input=json.dumps(job, ensure_ascii=False), env=environment,
+        cwd=tempfile.gettempdir(), capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{job['name']} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", nargs="+", default=["5", "10", "20", "all"])
+    parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--systems", nargs="+", default=["defaults", "diet", "before"],
+                        choices=["defaults", "diet", "before"])
+    parser.add_argument("--before-ref", default="179c5e1", help="git revision of the `before` component")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.worker:
+        print(json.dumps(worker(json.loads(sys.stdin.read()))))
+        return
+    if not (PROXY / "config.json").is_file() or not (SHARED / "datasets" / "cais" / "train.csv").is_file():
+        print(f"The proxy checkpoint or CAIS is not in {SHARED}: skipping (set SHARED_DIR to the shared folder).")
+        return
+    with tempfile.TemporaryDirectory(prefix="few-shot-before-") as before:
+        roots = {"defaults": REPOSITORY, "diet": REPOSITORY, "before": Path(before)}
+        if "before" in arguments.systems:
+            archive = subprocess.run(["git", "-C", str(REPOSITORY), "archive", arguments.before_ref, "bert_intent"],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
+        print(f"{'dataset':<8} {'k':>4} {'system':<9} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}  per draw (accuracy)",
+              flush=True)
+        for dataset in arguments.datasets:
+            train, test = DATASETS[dataset]()
+            for k in arguments.k:
+                for system in arguments.systems:
+                    runs = []
+                    for seed in range(1, arguments.draws + 1):
+                        job = {"name": f"{dataset} k={k} {system} draw {seed}", "seed": seed, "pipeline": pipeline(system),
+                               "train": draw(train, None if k == "all" else int(k), seed), "test": test}
+                        runs.append(run_job(job, roots[system]))
+                    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+                    draws = " ".join(f"{run['accuracy']:.3f}" for run in runs)
+                    print(f"{dataset:<8} {k:>4} {system:<9} {median['accuracy']:>8.3f} {median['macro_f1']:>8.3f} "
+                          f"{median['seconds']:>8.0f}  {draws}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The intent network: a BERT-family encoder with two heads whose votes are multiplied.
+
+- `intent`: a linear layer over the mean of the encoder's token states (fine-tuned with the encoder).
+  The mean suits checkpoints pretrained without a sentence task better than [CLS] and a new pooler.
+- `ngrams`: a linear model over the message's token 1- to 4-grams (for Chinese, character n-grams),
+  hashed into buckets and weighted TF-IDF style, fitted in closed form with scikit-learn's
+  LogisticRegression before the encoder trains. With a handful of examples per intent such a keyword
+  model is strong where a fine-tuned encoder is still weak (it is what Rasa's DIET gets from its
+  sparse character n-gram features).
+
+The network's logits are the sum of both heads' log-probabilities, the encoder's divided by
+`ENCODER_TEMPERATURE` (a fine-tuned encoder is far surer of itself than it is right on new messages).
+Everything, n-gram hashing included, is tensor arithmetic on `input_ids`, so it exports to one ONNX graph.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+from torch import nn
+from torch.nn import functional
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+NGRAM_BUCKETS = 2**17
+MAX_NGRAM = 4
+# Rolling hash of token ids, kept below _MODULUS at every step so int64 never overflows (in torch and ONNX).
+_MULTIPLIER, _MODULUS, _ORDER_OFFSET = 1_000_003, 2_147_483_647, 999_983
+# Inverse regularisation strength of the n-gram model (scikit-learn's C).
+NGRAM_C = 10.0
+# Measured on the pretrained stand-in with 10 examples per intent (benchmarks/few_shot.py): the
+# encoder's votes at 1/10 of their strength add to the n-gram model's instead of overruling it.
+ENCODER_TEMPERATURE = 10.0
+
+
+@dataclass
+class IntentOutput(ModelOutput):
+    """`logits`: both heads combined (what predictions use); `encoder_logits`: the intent head alone,
+    in training mode only (what the encoder learns from)."""
+
+    logits: Optional[torch.Tensor] = None
+    encoder_logits: Optional[torch.Tensor] = None
+
+
+class IntentNetwork(nn.Module):
+    """An encoder with a mean-pooled intent head and a hashed n-gram head (see the module docstring)."""
+
+    def __init__(self, encoder: PreTrainedModel, num_labels: int) -> None:
+        super().__init__()
+        if getattr(encoder, "pooler", None) is not None:  # [CLS] pooling is not used
+            encoder.pooler = None
+        self.encoder = encoder
+        self.config: PretrainedConfig = encoder.config
+        self.config.num_labels = num_labels
+        self.dropout = nn.Dropout(encoder.config.hidden_dropout_prob)
+        self.intent = nn.Linear(encoder.config.hidden_size, num_labels)
+        # Fitted by `fit_ngrams`, never by gradient descent.
+        self.ngram_weights = nn.Parameter(torch.zeros(NGRAM_BUCKETS, num_labels), requires_grad=False)
+        self.ngram_bias = nn.Parameter(torch.zeros(num_labels), requires_grad=False)
+        self.ngram_idf = nn.Parameter(torch.zeros(NGRAM_BUCKETS, 1), requires_grad=False)  # a column: embedding-shaped
+
+    @classmethod
+    def from_pretrained(cls, model_name: str, num_labels: int, **kwargs: Any) -> "IntentNetwork":
+        """The checkpoint's encoder (its pooler, MLM and other heads are dropped) with new heads."""
+        return cls(AutoModel.from_pretrained(model_name, **kwargs), num_labels)
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig) -> "IntentNetwork":
+        """An untrained network of `config`'s shape (weights are loaded afterwards)."""
+        return cls(AutoModel.from_config(config), config.num_labels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.intent.weight.device
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self.encoder.is_gradient_checkpointing
+
+    def gradient_checkpointing_enable(self, **kwargs: Any) -> None:
+        """Called by transformers' Trainer when `gradient_checkpointing` is on."""
+        self.encoder.gradient_checkpointing_enable(**kwargs)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,  # named so Trainer keeps the labels column; the loss is Trainer's
+    ) -> IntentOutput:
+        inputs: Dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        states = self.encoder(**inputs).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        encoder_logits = self.intent(self.dropout(pooled))
+        ngram_logits = self._ngram_logits(input_ids, attention_mask)
+        logits = functional.log_softmax(encoder_logits.float() / ENCODER_TEMPERATURE, dim=-1) + functional.log_softmax(
+            ngram_logits.float(), dim=-1
+        )
+        return IntentOutput(logits=logits, encoder_logits=encoder_logits if self.training else None)
+
+    def fit_ngrams(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_ids: Sequence[int], balanced: bool
+    ) -> None:
+        """Fit the n-gram head on the (padded) training batch: inverse document frequencies, then a
+        multinomial logistic regression on the TF-IDF features (`balanced`: intents weigh equally).
+        Every intent must have at least one example."""
+        num_examples = len(label_ids)
+        with torch.no_grad():
+            buckets, present = ngram_buckets(input_ids, attention_mask)
+            document_frequency = torch.zeros(NGRAM_BUCKETS)
+            for row, row_present in zip(buckets, present):
+                document_frequency[torch.unique(row[row_present.bool()])] += 1
+            # scikit-learn's smoothed idf; n-grams never seen in training weigh nothing.
+            idf = torch.log((1 + num_examples) / (1 + document_frequency)) + 1
+            self.ngram_idf.copy_(torch.where(document_frequency > 0, idf, torch.zeros_like(idf)).unsqueeze(-1))
+            weights = _tfidf(self.ngram_idf, buckets, present)
+        rows = np.repeat(np.arange(num_examples), buckets.shape[1])
+        features = sparse.csr_matrix(
+            (weights.flatten().numpy(), (rows, buckets.flatten().numpy())), shape=(num_examples, NGRAM_BUCKETS)
+        )
+        model = LogisticRegression(C=NGRAM_C, class_weight="balanced" if balanced else None, max_iter=1000)
+        model.fit(features, np.asarray(label_ids))
+        coefficients, intercept = model.coef_, model.intercept_
+        if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: logits (-z/2, z/2)
+            coefficients, intercept = np.vstack([-coefficients, coefficients]) / 2, np.hstack([-intercept, intercept]) / 2
+        with torch.no_grad():
+            self.ngram_weights.copy_(torch.from_numpy(coefficients.T.astype(np.float32)))
+            self.ngram_bias.copy_(torch.from_numpy(intercept.astype(np.float32)))
+
+    def _ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        buckets, present = ngram_buckets(input_ids, attention_mask)
+        weights = _tfidf(self.ngram_idf, buckets, present)
+        return (functional.embedding(buckets, self.ngram_weights) * weights.unsqueeze(-1)).sum(dim=1) + self.ngram_bias
+
+
+def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Hashed bucket of every token 1- to MAX_NGRAM-gram (n-grams across [CLS]/[SEP] mark the start and
+    end), and whether it lies inside the message (1) or touches padding (0); both (batch, n-grams)."""
+    buckets, present = [], []
+    hashes, mask = input_ids, attention_mask
+    for order in range(1, MAX_NGRAM + 1):
+        if order > 1:
+            hashes = (hashes[:, :-1] * _MULTIPLIER + input_ids[:, order - 1 :]) % _MODULUS
+            mask = mask[:, :-1] * attention_mask[:, order - 1 :]
+        buckets.append((hashes + order * _ORDER_OFFSET) % NGRAM_BUCKETS)
+        present.append(mask)
+    return torch.cat(buckets, dim=1), torch.cat(present, dim=1)
+
+
+def _tfidf(idf: torch.Tensor, buckets: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Each n-gram occurrence's weight: its idf, with the message's weights scaled to unit length."""
+    weights = functional.embedding(buckets, idf).squeeze(-1) * present.to(idf.dtype)
+    return weights / weights.square().sum(dim=1, keepdim=True).sqrt().clamp(min=1e-6)
