@@ -15,3 +15,12 @@ def test_train_quality_says_it_skips_without_the_dataset(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     assert "CAIS not found" in result.stdout and "skipping" in result.stdout
+
+
+def test_few_shot_says_it_skips_without_the_shared_folder(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "few_shot.py")],
+        env={**os.environ, "SHARED_DIR": str(tmp_path / "absent")}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "skipping" in result.stdout
