@@ -184,12 +184,12 @@ def load_variant(name: str, storage: Path):  # type: ignore[no-untyped-def]
 
         model = IntentModel.load(storage / archive, torch.device("cpu"), "torch")
         if name.startswith("(b)"):
-            return model.predict_proba
+            return model.confidences
 
         def padded_to_256(texts: List[str]) -> Any:
             inputs = model.tokenizer(texts, padding="max_length", truncation=True, max_length=256, return_tensors="pt")
             with torch.inference_mode():
-                return model.network(**inputs).logits.softmax(dim=-1).numpy()
+                return model.network(**inputs).confidences.numpy()
 
         return padded_to_256
     component = load_component(storage / archive, config)
@@ -230,7 +230,7 @@ def predictions(directory: Path, backend: str) -> List[str]:
 
     model = IntentModel.load(directory, torch.device("cpu"), backend)
     texts = [text for text, _ in held_out()]
-    return [model.labels[index] for index in model.predict_proba(texts).argmax(axis=1)]
+    return [model.labels[index] for index in model.confidences(texts).argmax(axis=1)]
 
 
 def held_out() -> List[Tuple[str, str]]:

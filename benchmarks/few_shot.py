@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -88,42 +88,50 @@ def pipeline(system: str) -> List[Dict[str, object]]:
     return [{"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}]
 
 
+def train_nlu_model(directory: Path, examples: Examples, pipeline: List[Dict[str, object]], seed: int) -> str:
+    """Train `pipeline` (its classifiers seeded with `seed`) on `examples` with `rasa train nlu` in
+    `directory` (with its own Rasa cache); return the model archive's path."""
+    from rasa.model_training import train_nlu
+
+    os.environ["RASA_CACHE_DIRECTORY"] = str(directory / "cache")
+    by_intent: Dict[str, List[str]] = defaultdict(list)
+    for text, intent in examples:
+        by_intent[intent].append(text)
+    nlu = {"version": "3.1", "nlu": [
+        {"intent": intent, "examples": "".join(f"- {_literal(text)}\n" for text in texts)}
+        for intent, texts in by_intent.items()
+    ]}
+    (directory / "nlu.yml").write_text(yaml.safe_dump(nlu, allow_unicode=True), encoding="utf-8")
+    pipeline = [dict(component) for component in pipeline]
+    for component in pipeline:
+        if component["name"] in ("DIETClassifier", "bert_intent.BertIntentClassifier"):
+            component["random_seed"] = seed
+    config = {"recipe": "default.v1", "language": "zh", "pipeline": pipeline, "policies": None}
+    (directory / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return train_nlu(str(directory / "config.yml"), str(directory / "nlu.yml"), str(directory / "models"))
+
+
 def worker(job: Dict[str, object]) -> Dict[str, object]:
     """Train one system on `job`'s examples with `rasa train nlu` and predict its test texts."""
     from rasa.core.agent import Agent
-    from rasa.model_training import train_nlu
     from sklearn.metrics import accuracy_score, f1_score
 
     with tempfile.TemporaryDirectory(prefix="few-shot-") as scratch:
-        directory = Path(scratch)
-        os.environ["RASA_CACHE_DIRECTORY"] = str(directory / "cache")
-        by_intent: Dict[str, List[str]] = defaultdict(list)
-        for text, intent in job["train"]:
-            by_intent[intent].append(text)
-        nlu = {"version": "3.1", "nlu": [
-            {"intent": intent, "examples": "".join(f"- {_literal(text)}\n" for text in texts)}
-            for intent, texts in by_intent.items()
-        ]}
-        (directory / "nlu.yml").write_text(yaml.safe_dump(nlu, allow_unicode=True), encoding="utf-8")
-        config = {"recipe": "default.v1", "language": "zh", "pipeline": job["pipeline"], "policies": None}
-        for component in config["pipeline"]:
-            if component["name"] in ("DIETClassifier", "bert_intent.BertIntentClassifier"):
-                component["random_seed"] = job["seed"]
-        (directory / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         started = time.perf_counter()
-        model = train_nlu(str(directory / "config.yml"), str(directory / "nlu.yml"), str(directory / "models"))
+        model = train_nlu_model(Path(scratch), job["train"], job["pipeline"], job["seed"])
         seconds = time.perf_counter() - started
         agent = Agent.load(model)
 
         async def predict(texts: List[str]) -> List[str]:
             return [(await agent.parse_message(text))["intent"]["name"] for text in texts]
 
-        test = [(text, intent) for text, intent in job["test"] if intent in by_intent]
+        known = sorted({intent for _, intent in job["train"]})
+        test = [(text, intent) for text, intent in job["test"] if intent in known]
         predicted = asyncio.run(predict([text for text, _ in test]))
     gold = [intent for _, intent in test]
     return {
         "accuracy": accuracy_score(gold, predicted),
-        "macro_f1": f1_score(gold, predicted, average="macro", labels=sorted(by_intent), zero_division=0),
+        "macro_f1": f1_score(gold, predicted, average="macro", labels=known, zero_division=0),
         "seconds": seconds,
     }
 
@@ -133,16 +141,36 @@ def _literal(text: str) -> str:
     return text.replace("[", "(").replace("]", ")")
 
 
-def run_job(job: Dict[str, object], package_root: Path) -> Dict[str, object]:
+def run_job(job: Dict[str, object], package_root: Path, script: str = __file__) -> Dict[str, object]:
+    """Run `script --worker` on `job` in a fresh process that imports bert_intent from `package_root`."""
     environment = {**os.environ, "PYTHONPATH": str(package_root), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1",
                    "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
-        [sys.executable, __file__, "--worker"], input=json.dumps(job, ensure_ascii=False), env=environment,
+        [sys.executable, script, "--worker"], input=json.dumps(job, ensure_ascii=False), env=environment,
         cwd=tempfile.gettempdir(), capture_output=True, text=True,
     )
     if result.returncode != 0:
         raise RuntimeError(f"{job['name']} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def export_package(revision: str, destination: str) -> None:
+    """Write the bert_intent package as it was at git `revision` into `destination`."""
+    archive = subprocess.run(["git", "-C", str(REPOSITORY), "archive", revision, "bert_intent"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", destination], input=archive, check=True)
+
+
+def worker_or_skip(is_worker: bool, worker: Callable[[Dict[str, object]], Dict[str, object]]) -> bool:
+    """In a worker process, run `worker` on the job read from stdin and print its result; otherwise say
+    so when the shared data is missing. True when the benchmark has nothing more to do."""
+    if is_worker:
+        print(json.dumps(worker(json.loads(sys.stdin.read()))))
+        return True
+    if not (PROXY / "config.json").is_file() or not (SHARED / "datasets" / "cais" / "train.csv").is_file():
+        print(f"The proxy checkpoint or CAIS is not in {SHARED}: skipping (set SHARED_DIR to the shared folder).")
+        return True
+    return False
 
 
 def main() -> None:
@@ -155,18 +183,12 @@ def main() -> None:
     parser.add_argument("--before-ref", default="179c5e1", help="git revision of the `before` component")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    if arguments.worker:
-        print(json.dumps(worker(json.loads(sys.stdin.read()))))
-        return
-    if not (PROXY / "config.json").is_file() or not (SHARED / "datasets" / "cais" / "train.csv").is_file():
-        print(f"The proxy checkpoint or CAIS is not in {SHARED}: skipping (set SHARED_DIR to the shared folder).")
+    if worker_or_skip(arguments.worker, worker):
         return
     with tempfile.TemporaryDirectory(prefix="few-shot-before-") as before:
         roots = {"defaults": REPOSITORY, "diet": REPOSITORY, "before": Path(before)}
         if "before" in arguments.systems:
-            archive = subprocess.run(["git", "-C", str(REPOSITORY), "archive", arguments.before_ref, "bert_intent"],
-                                     check=True, capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
+            export_package(arguments.before_ref, before)
         print(f"{'dataset':<8} {'k':>4} {'system':<9} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}  per draw (accuracy)",
               flush=True)
         for dataset in arguments.datasets:

@@ -48,7 +48,7 @@ def evaluate(config: Dict[str, object], train: Tuple[List[str], List[str]], test
     started = time.perf_counter()
     model = fine_tune(*train, settings.validate(config))
     seconds = time.perf_counter() - started
-    predicted = model.predict_proba(test[0]).argmax(axis=1)
+    predicted = model.confidences(test[0]).argmax(axis=1)
     index = {label: position for position, label in enumerate(model.labels)}
     known = [position for position, label in enumerate(test[1]) if label in index]  # GetDate is test-only
     result = scores([index[test[1][position]] for position in known], [predicted[position] for position in known])

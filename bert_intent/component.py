@@ -168,24 +168,26 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         return self._resource
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Set `intent` and `intent_ranking` on every message, scoring all texts in batches."""
+        """Set `intent` and `intent_ranking` on every message, scoring all texts in batches.
+
+        Confidences are calibrated and low for messages unlike the training data; the ranking need
+        not sum to 1. The training summary recommends a FallbackClassifier threshold for them."""
         if self._model is None:
             return messages
         texts = [_text(message) for message in messages]
         scored = [index for index, text in enumerate(texts) if text]
-        probabilities = dict(zip(scored, self._model.predict_proba([texts[index] for index in scored])))
+        confidences = dict(zip(scored, self._model.confidences([texts[index] for index in scored])))
         for index, message in enumerate(messages):
-            ranking = self._ranking(probabilities[index]) if index in probabilities else []
+            ranking = self._ranking(confidences[index]) if index in confidences else []
             intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking[: self.config["ranking_length"] or None], add_to_output=True)
         return messages
 
-    def _ranking(self, probabilities: np.ndarray) -> List[Dict[str, Any]]:
+    def _ranking(self, confidences: np.ndarray) -> List[Dict[str, Any]]:
         """Intents by descending confidence, as Python floats (numpy floats break `rasa test nlu`)."""
         ranking = [
-            {"name": label, "confidence": float(probability)}
-            for label, probability in zip(self._model.labels, probabilities)
+            {"name": label, "confidence": float(value)} for label, value in zip(self._model.labels, confidences)
         ]
         return sorted(ranking, key=lambda entry: -entry["confidence"])
 

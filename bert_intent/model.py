@@ -11,10 +11,10 @@ import numpy as np
 import onnxruntime
 import torch
 import transformers
-from scipy.special import softmax
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from bert_intent import onnx_network
+from bert_intent.confidence import Calibration
 from bert_intent.errors import ModelLoadError
 from bert_intent.network import IntentNetwork
 
@@ -24,7 +24,8 @@ METADATA_FILE = "bert_intent.json"
 NETWORK_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
-FORMAT_VERSION = 3  # 3: IntentNetwork (encoder, intent and n-gram heads); 2: a sequence classifier
+# 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
+FORMAT_VERSION = 4
 
 
 class IntentModel:
@@ -39,6 +40,7 @@ class IntentModel:
         network: Optional[IntentNetwork] = None,
         summary: Optional[Dict[str, Any]] = None,
         session: Optional[onnxruntime.InferenceSession] = None,
+        calibration: Calibration = Calibration(),
     ) -> None:
         if network is None and session is None and len(labels) != 1:
             raise ValueError("A network or an ONNX session is needed to choose between several labels.")
@@ -49,12 +51,16 @@ class IntentModel:
         self.session = session
         self._session_inputs = [item.name for item in session.get_inputs()] if session is not None else []
         self.summary = dict(summary or {})  # what training did: epochs run, best epoch, its scores
+        self.calibration = calibration  # the torch network applies it; an ONNX network has it built in
+        if self.network is not None:
+            self.network.calibrate(calibration)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Softmax probabilities, one row per text and one column per label (in `labels` order)."""
+    def confidences(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated confidences, one row per text and one column per label (in `labels` order); a
+        row sums to less than 1 when the text is unlike the training examples (see `confidence.py`)."""
         if len(self.labels) == 1:
             return np.ones((len(texts), 1), dtype=np.float32)
-        probabilities = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        confidences = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         # Batches of similar length waste little compute on padding.
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         # The int8 network quantizes its activations with a scale taken from the whole batch, so a
@@ -62,10 +68,10 @@ class IntentModel:
         batch_size = 1 if self.session is not None else self.settings["batch_size"]
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
-            probabilities[indices] = softmax(self._logits([texts[index] for index in indices]), axis=-1)
-        return probabilities
+            confidences[indices] = self._confidences([texts[index] for index in indices])
+        return confidences
 
-    def _logits(self, texts: List[str]) -> np.ndarray:
+    def _confidences(self, texts: List[str]) -> np.ndarray:
         inputs = self.tokenizer(
             [valid_unicode(text) for text in texts],
             padding=True,
@@ -78,7 +84,7 @@ class IntentModel:
             return self.session.run(None, feeds)[0]
         tensors = {name: torch.from_numpy(values).to(self.network.device) for name, values in inputs.items()}
         with torch.inference_mode():
-            return self.network(**tensors).logits.float().cpu().numpy()
+            return self.network(**tensors).confidences.float().cpu().numpy()
 
     def save(self, directory: Path) -> None:
         """Write the network as `model.onnx` (int8 weights unless `quantize` is off) with its config,
@@ -89,6 +95,7 @@ class IntentModel:
             "labels": self.labels,
             "settings": self.settings,
             "training": self.summary,
+            "calibration": self.calibration.to_dict(),
         }
         if len(self.labels) > 1:
             if self.network is None:
@@ -116,6 +123,7 @@ class IntentModel:
             version = metadata.get("format_version")
             labels, settings = list(metadata["labels"]), dict(metadata["settings"])
             summary = dict(metadata.get("training", {}))
+            calibration = Calibration.from_dict(metadata.get("calibration", {}))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(
                 f"Cannot read {metadata_path}: {error!r}. Retrain the model with `rasa train`."
@@ -126,7 +134,7 @@ class IntentModel:
                 "the model was saved by another version of bert-intent. Retrain it with `rasa train`."
             )
         if len(labels) == 1:
-            return cls(labels, settings, summary=summary)
+            return cls(labels, settings, summary=summary, calibration=calibration)
         network_file = _required(directory / NETWORK_FILE)
         tokenizer = _read(
             _required(directory / TOKENIZER_FILE), lambda: AutoTokenizer.from_pretrained(directory, local_files_only=True)
@@ -134,7 +142,7 @@ class IntentModel:
         if backend == "onnx":
             session = _read(network_file, lambda: onnx_network.session(network_file, settings["cpu_threads"]))
             _check_label_count(network_file, onnx_network.output_width(session), labels)
-            return cls(labels, settings, tokenizer, summary=summary, session=session)
+            return cls(labels, settings, tokenizer, summary=summary, session=session, calibration=calibration)
         config = _read(
             _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
         )
@@ -142,7 +150,7 @@ class IntentModel:
         network = IntentNetwork.from_config(config)
         weights = _read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
         _read(network_file, lambda: network.load_state_dict(weights, strict=False))
-        return cls(labels, settings, tokenizer, network.to(device), summary)
+        return cls(labels, settings, tokenizer, network.to(device), summary, calibration=calibration)
 
 
 def _required(path: Path) -> Path:

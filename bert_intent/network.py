@@ -10,9 +10,15 @@
 
 The network's logits are the sum of both heads' log-probabilities, the encoder's divided by
 `ENCODER_TEMPERATURE` (a fine-tuned encoder is far surer of itself than it is right on new messages).
-Everything, n-gram hashing included, is tensor arithmetic on `input_ids`, so it exports to one ONNX graph.
+
+Open world: each intent's score adds the log of the message's familiarity to that intent, the share
+of its n-grams seen in the intent's training examples. Gibberish, other languages, emoji and messages
+about something else share few n-grams with any intent, so every score is low. Confidences are the
+calibrated scores (`confidence.py`). Everything, n-gram hashing included, is tensor arithmetic on
+`input_ids`, so it exports to one ONNX graph.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -24,6 +30,8 @@ from torch import nn
 from torch.nn import functional
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
+
+from bert_intent.confidence import MAX_PROBABILITY, Calibration
 
 NGRAM_BUCKETS = 2**17
 MAX_NGRAM = 4
@@ -39,10 +47,14 @@ ENCODER_TEMPERATURE = 10.0
 
 @dataclass
 class IntentOutput(ModelOutput):
-    """`logits`: both heads combined (what predictions use); `encoder_logits`: the intent head alone,
-    in training mode only (what the encoder learns from)."""
+    """`logits`: both heads combined (closed-set log-probabilities, what validation scores); `scores`:
+    the logits' log-probabilities plus the log familiarity; `confidences`: calibrated scores (what
+    predictions use); `encoder_logits`: the intent head alone, in training mode only (what the encoder
+    learns from)."""
 
     logits: Optional[torch.Tensor] = None
+    scores: Optional[torch.Tensor] = None
+    confidences: Optional[torch.Tensor] = None
     encoder_logits: Optional[torch.Tensor] = None
 
 
@@ -62,6 +74,10 @@ class IntentNetwork(nn.Module):
         self.ngram_weights = nn.Parameter(torch.zeros(NGRAM_BUCKETS, num_labels), requires_grad=False)
         self.ngram_bias = nn.Parameter(torch.zeros(num_labels), requires_grad=False)
         self.ngram_idf = nn.Parameter(torch.zeros(NGRAM_BUCKETS, 1), requires_grad=False)  # a column: embedding-shaped
+        # 1 where an n-gram occurs in an intent's training examples.
+        self.ngram_seen = nn.Parameter(torch.zeros(NGRAM_BUCKETS, num_labels), requires_grad=False)
+        # Slope and offset of `confidence.Calibration`, set by `calibrate` (the archive keeps them in its metadata).
+        self.register_buffer("calibration", torch.tensor([Calibration().slope, Calibration().offset]), persistent=False)
 
     @classmethod
     def from_pretrained(cls, model_name: str, num_labels: int, **kwargs: Any) -> "IntentNetwork":
@@ -85,6 +101,10 @@ class IntentNetwork(nn.Module):
         """Called by transformers' Trainer when `gradient_checkpointing` is on."""
         self.encoder.gradient_checkpointing_enable(**kwargs)
 
+    def calibrate(self, calibration: Calibration) -> None:
+        """Use `calibration`'s slope and offset for the confidences."""
+        self.calibration.copy_(torch.tensor([calibration.slope, calibration.offset]))
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -99,24 +119,44 @@ class IntentNetwork(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
         encoder_logits = self.intent(self.dropout(pooled))
-        ngram_logits = self._ngram_logits(input_ids, attention_mask)
+        buckets, present = ngram_buckets(input_ids, attention_mask)
+        ngram_logits = self._ngram_logits(buckets, present)
         logits = functional.log_softmax(encoder_logits.float() / ENCODER_TEMPERATURE, dim=-1) + functional.log_softmax(
             ngram_logits.float(), dim=-1
         )
-        return IntentOutput(logits=logits, encoder_logits=encoder_logits if self.training else None)
+        scores = functional.log_softmax(logits, dim=-1) + self._familiarity(buckets, present).clamp(min=1e-4).log()
+        # `confidence.Calibration` on the scores' log-odds (`confidence.log_odds`).
+        bounded = scores.clamp(max=math.log(MAX_PROBABILITY))
+        log_odds = bounded - torch.log(1 - torch.exp(bounded))  # ONNX has no expm1
+        confidences = torch.sigmoid(self.calibration[0] * log_odds + self.calibration[1])
+        return IntentOutput(
+            logits=logits,
+            scores=scores,
+            confidences=confidences,
+            encoder_logits=encoder_logits if self.training else None,
+        )
 
     def fit_ngrams(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_ids: Sequence[int], balanced: bool
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        label_ids: Sequence[int],
+        balanced: bool,
+        unknown_token_id: Optional[int],
     ) -> None:
-        """Fit the n-gram head on the (padded) training batch: inverse document frequencies, then a
-        multinomial logistic regression on the TF-IDF features (`balanced`: intents weigh equally).
-        Every intent must have at least one example."""
+        """Fit the n-gram head on the (padded) training batch: which n-grams each intent's examples have
+        (never those with the tokenizer's unknown token, which stands for anything it cannot read),
+        inverse document frequencies, then a multinomial logistic regression on the TF-IDF features
+        (`balanced`: intents weigh equally). Every intent must have at least one example."""
         num_examples = len(label_ids)
         with torch.no_grad():
             buckets, present = ngram_buckets(input_ids, attention_mask)
+            _, readable = ngram_buckets(input_ids, attention_mask * (input_ids != unknown_token_id))
             document_frequency = torch.zeros(NGRAM_BUCKETS)
-            for row, row_present in zip(buckets, present):
+            self.ngram_seen.zero_()
+            for row, row_present, row_readable, label_id in zip(buckets, present, readable, label_ids):
                 document_frequency[torch.unique(row[row_present.bool()])] += 1
+                self.ngram_seen[row[row_readable.bool()], label_id] = 1
             # scikit-learn's smoothed idf; n-grams never seen in training weigh nothing.
             idf = torch.log((1 + num_examples) / (1 + document_frequency)) + 1
             self.ngram_idf.copy_(torch.where(document_frequency > 0, idf, torch.zeros_like(idf)).unsqueeze(-1))
@@ -134,10 +174,15 @@ class IntentNetwork(nn.Module):
             self.ngram_weights.copy_(torch.from_numpy(coefficients.T.astype(np.float32)))
             self.ngram_bias.copy_(torch.from_numpy(intercept.astype(np.float32)))
 
-    def _ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        buckets, present = ngram_buckets(input_ids, attention_mask)
+    def _ngram_logits(self, buckets: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         weights = _tfidf(self.ngram_idf, buckets, present)
         return (functional.embedding(buckets, self.ngram_weights) * weights.unsqueeze(-1)).sum(dim=1) + self.ngram_bias
+
+    def _familiarity(self, buckets: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """(batch, intents): the share of each message's n-grams seen in each intent's training examples."""
+        present = present.to(self.ngram_seen.dtype)
+        seen = (functional.embedding(buckets, self.ngram_seen) * present.unsqueeze(-1)).sum(dim=1)
+        return seen / present.sum(dim=1, keepdim=True).clamp(min=1)
 
 
 def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -43,8 +43,8 @@ READ_ERRORS = (
 )
 
 
-class _Logits(torch.nn.Module):
-    """The classifier as a function of its tokenizer's outputs, returning only the logits."""
+class _Confidences(torch.nn.Module):
+    """The classifier as a function of its tokenizer's outputs, returning only the confidences."""
 
     def __init__(self, network: PreTrainedModel, input_names: Sequence[str]) -> None:
         super().__init__()
@@ -52,7 +52,7 @@ class _Logits(torch.nn.Module):
         self.input_names = list(input_names)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.network(**dict(zip(self.input_names, inputs))).logits
+        return self.network(**dict(zip(self.input_names, inputs))).confidences
 
 
 def export(network: PreTrainedModel, input_names: Sequence[str], path: Path, quantize: bool) -> Dict[str, List]:
@@ -68,12 +68,12 @@ def export(network: PreTrainedModel, input_names: Sequence[str], path: Path, qua
         with warnings.catch_warnings():  # tracing warnings about code paths a classifier never takes
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _Logits(network, input_names),
+                _Confidences(network, input_names),
                 tuple(sample.values()),
                 str(exported),
                 input_names=list(input_names),
-                output_names=["logits"],
-                dynamic_axes={**dynamic_axes, "logits": {0: "batch"}},
+                output_names=["confidences"],
+                dynamic_axes={**dynamic_axes, "confidences": {0: "batch"}},
                 opset_version=_OPSET,
                 do_constant_folding=True,
                 dynamo=False,  # the TorchScript exporter writes one self-contained file that quantizes

@@ -3,16 +3,44 @@
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
+from bert_intent.confidence import RELIABILITY_BINS, expected_calibration_error
+
 REPORT_FILE = "classification_report.json"
 CONFUSION_FILE = "confusion_matrix.json"
 CURVES_FILE = "training_curves.png"
 HISTORY_FILE = "history.json"
+RELIABILITY_FILE = "reliability_diagram.png"
+HISTOGRAM_FILE = "confidence_histograms.png"
+
+
+@dataclass
+class ConfidenceReport:
+    """Calibrated confidences (messages x intents) of the validation messages, with their true intent
+    ids, and of generated gibberish; the recommended threshold."""
+
+    validation_ids: np.ndarray
+    validation_confidences: np.ndarray
+    gibberish_confidences: np.ndarray
+    threshold: float
+
+    def gibberish_caught(self) -> float:
+        """The share of gibberish whose top confidence is below the threshold."""
+        return float(np.mean(self.gibberish_confidences.max(axis=-1) < self.threshold))
+
+    def expected_calibration_error(self) -> float:
+        top = self.validation_confidences.max(axis=-1)
+        return expected_calibration_error(top, self.correct())
+
+    def correct(self) -> np.ndarray:
+        """Whether each validation message's top intent is its true one."""
+        return self.validation_confidences.argmax(axis=-1) == self.validation_ids
 
 
 def scores(true_ids: Sequence[int], predicted_ids: Sequence[int]) -> Dict[str, float]:
@@ -50,8 +78,10 @@ def write_reports(
     true_ids: Sequence[int],
     predicted_ids: Sequence[int],
     history: List[Dict[str, float]],
+    confidences: ConfidenceReport,
 ) -> None:
-    """Per-intent report and confusion matrix on the validation set (JSON), the history, and its plot."""
+    """Per-intent report and confusion matrix on the validation set (JSON), the history and its plot,
+    the reliability diagram and the confidence histograms (validation messages against gibberish)."""
     directory.mkdir(parents=True, exist_ok=True)
     ids = list(range(len(labels)))
     report = classification_report(
@@ -62,18 +92,75 @@ def write_reports(
     _write_json(directory / CONFUSION_FILE, {"labels": list(labels), "matrix": matrix})
     _write_json(directory / HISTORY_FILE, history)
     _plot_curves(directory / CURVES_FILE, history)
+    _plot_reliability(directory / RELIABILITY_FILE, confidences)
+    _plot_histograms(directory / HISTOGRAM_FILE, confidences)
 
 
 def _write_json(path: Path, content: Any) -> None:
     path.write_text(json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
-def _plot_curves(path: Path, history: List[Dict[str, float]]) -> None:
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     from matplotlib import pyplot
 
+    return pyplot
+
+
+def _plot_reliability(path: Path, report: ConfidenceReport) -> None:
+    """Accuracy against mean confidence per confidence bin (a calibrated model lies on the diagonal)."""
+    pyplot = _pyplot()
+    top = report.validation_confidences.max(axis=-1)
+    correct = report.correct()
+    bin_ids = np.minimum((top * RELIABILITY_BINS).astype(int), RELIABILITY_BINS - 1)
+    used = [bin_id for bin_id in range(RELIABILITY_BINS) if np.any(bin_ids == bin_id)]
+    figure, axis = pyplot.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    axis.bar(
+        [(bin_id + 0.5) / RELIABILITY_BINS for bin_id in used],
+        [correct[bin_ids == bin_id].mean() for bin_id in used],
+        width=1 / RELIABILITY_BINS, edgecolor="black", alpha=0.7, label="accuracy",
+    )
+    axis.plot([top[bin_ids == bin_id].mean() for bin_id in used], [correct[bin_ids == bin_id].mean() for bin_id in used],
+              marker="o", color="tab:red", label="mean confidence vs accuracy")
+    axis.set_xlabel("confidence of the predicted intent")
+    axis.set_ylabel("accuracy")
+    axis.set_title(f"Validation messages (ECE {report.expected_calibration_error():.3f})")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
+def _plot_histograms(path: Path, report: ConfidenceReport) -> None:
+    """Top confidences of validation messages (right and wrong) and of generated gibberish."""
+    pyplot = _pyplot()
+    top = report.validation_confidences.max(axis=-1)
+    correct = report.correct()
+    figure, axis = pyplot.subplots(figsize=(7, 4))
+    bins = np.linspace(0, 1, 21)
+    for values, label in (
+        (top[correct], "validation, right intent"),
+        (top[~correct], "validation, wrong intent"),
+        (report.gibberish_confidences.max(axis=-1), "generated gibberish"),
+    ):
+        if len(values):
+            axis.hist(values, bins=bins, alpha=0.5, label=f"{label} ({len(values)})", density=True)
+    axis.axvline(report.threshold, color="black", linestyle="--", label=f"recommended threshold {report.threshold:.2f}")
+    axis.set_xlabel("confidence of the top intent")
+    axis.set_ylabel("density")
+    axis.legend(loc="upper center")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
+def _plot_curves(path: Path, history: List[Dict[str, float]]) -> None:
+    pyplot = _pyplot()
     figure, loss_axis = pyplot.subplots(figsize=(7, 4))
     for key, label in (("train_loss", "training loss"), ("validation_loss", "validation loss")):
         points = [(row["epoch"], row[key]) for row in history if key in row]

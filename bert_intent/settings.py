@@ -59,6 +59,11 @@ def _non_negative_float(value: Any) -> Optional[float]:
     return number if number is not None and number >= 0 else None
 
 
+def _share(value: Any) -> Optional[float]:
+    number = _float(value)
+    return number if number is not None and 0 < number < 1 else None
+
+
 def _decay(value: Any) -> Optional[float]:
     number = _float(value)
     return number if number is not None and 0 < number <= 1 else None
@@ -100,6 +105,9 @@ KEYS: Dict[str, _Key] = {
     "gradient_checkpointing": _Key(False, "true or false", _bool),
     "validation_split": _Key(0.1, "a number in [0, 1) (0 turns validation off)", _fraction),
     "early_stopping_patience": _Key(3, "an integer >= 0 (0 turns early stopping off)", _int_at_least(0)),
+    "threshold_keeps": _Key(
+        0.95, "a number in (0, 1): the share of validation messages the recommended threshold keeps", _share
+    ),
     "report_dir": _Key(None, "null or a directory path", _non_empty_text),
     "report_to": _Key("none", f"one of {', '.join(REPORT_TO)}", _one_of(REPORT_TO)),
     "max_length": _Key(128, "an integer of at least 3 (tokens, [CLS] and [SEP] included)", _int_at_least(3)),

@@ -23,11 +23,13 @@ from transformers import (
 )
 from transformers.integrations import TensorBoardCallback
 
+from bert_intent import confidence
+from bert_intent.confidence import Calibration
 from bert_intent.errors import BertIntentError, ConfigError
 from bert_intent.layers import freeze_bottom, parameter_groups, set_dropout
 from bert_intent.model import IntentModel, load_pretrained, valid_unicode
-from bert_intent.network import IntentNetwork
-from bert_intent.reports import epoch_history, scores, write_reports
+from bert_intent.network import IntentNetwork, IntentOutput
+from bert_intent.reports import ConfidenceReport, epoch_history, scores, write_reports
 from bert_intent.scratch import build_from_scratch
 from bert_intent.settings import resolve_device
 
@@ -54,6 +56,8 @@ MIN_VALIDATION_EXAMPLES = 100
 # in between and beyond, within these bounds. Narrow checkpoints want far higher rates than wide ones.
 _RATE_ANCHORS = ((768, 3e-5), (256, 1e-3))
 _RATE_BOUNDS = (1e-5, 1e-3)
+# Generated gibberish messages the recommended threshold is checked against after training.
+GIBBERISH_CHECKS = 200
 
 
 def _improves(macro_f1: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
@@ -132,20 +136,65 @@ def fine_tune(
         trainer.train()
         best_epoch.restore(trainer.model)
         history = epoch_history(trainer.state.log_history)
-        reporting = settings["report_dir"] is not None and bool(validation_set)
-        validation = trainer.predict(validation_set) if reporting else None
+    network = trainer.model.to(device).eval()
+    validation_ids = [label_ids[index] for index in validation_indices]
+    calibration, report = _calibrate(network, tokenizer, [texts[index] for index in validation_indices], validation_ids, settings)
     summary = _summary(
         history, best_epoch.best_epoch, settings, trainer.state.global_step, len(train_set), len(validation_set)
     )
-    summary.update(epochs_reason=epochs_reason, learning_rate=learning_rate, learning_rate_reason=rate_reason)
+    summary.update(
+        epochs_reason=epochs_reason, learning_rate=learning_rate, learning_rate_reason=rate_reason,
+        recommended_threshold=calibration.threshold, threshold_keeps=settings["threshold_keeps"],
+        gibberish_caught=report.gibberish_caught(),
+    )
+    if validation_ids:
+        summary.update(expected_calibration_error=report.expected_calibration_error())
     logger.info(_summary_line(summary))
-    if validation is not None:
-        predicted = validation.predictions.argmax(axis=-1)
-        write_reports(Path(settings["report_dir"]), labels, validation.label_ids, predicted, history)
+    if settings["report_dir"] is not None and validation_ids:
+        predicted = report.validation_confidences.argmax(axis=-1)
+        write_reports(Path(settings["report_dir"]), labels, validation_ids, predicted, history, report)
         logger.info("Training reports written to %s.", settings["report_dir"])
     elif settings["report_dir"] is not None:
         logger.info("No training reports: they describe the validation set, and this training had none.")
-    return IntentModel(labels, settings, tokenizer, trainer.model.to(device), summary)
+    return IntentModel(labels, settings, tokenizer, network, summary, calibration=calibration)
+
+
+def _calibrate(
+    network: IntentNetwork,
+    tokenizer: PreTrainedTokenizerBase,
+    validation_texts: List[str],
+    validation_ids: List[int],
+    settings: Dict[str, Any],
+) -> Tuple[Calibration, ConfidenceReport]:
+    """The calibration fitted on the validation messages (the defaults without any), and the
+    confidences it gives them and generated gibberish."""
+    calibration = Calibration()
+    validation_scores = _scores(network, tokenizer, validation_texts, settings)
+    if validation_ids:
+        correct = validation_scores.argmax(axis=-1) == np.asarray(validation_ids)
+        calibration = confidence.fit(validation_scores, correct, settings["threshold_keeps"])
+    gibberish = confidence.gibberish(GIBBERISH_CHECKS, settings["random_seed"])
+    return calibration, ConfidenceReport(
+        np.asarray(validation_ids, dtype=int),
+        calibration.confidences(validation_scores),
+        calibration.confidences(_scores(network, tokenizer, gibberish, settings)),
+        calibration.threshold,
+    )
+
+
+def _scores(
+    network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, texts: List[str], settings: Dict[str, Any]
+) -> np.ndarray:
+    """The network's uncalibrated scores (texts x intents)."""
+    batches = []
+    for start in range(0, len(texts), settings["batch_size"]):
+        inputs = tokenizer(
+            texts[start : start + settings["batch_size"]],
+            padding=True, truncation=True, max_length=settings["max_length"], return_tensors="pt",
+        ).to(network.device)
+        with torch.inference_mode():
+            batches.append(network(**inputs).scores.float().cpu().numpy())
+    return np.concatenate(batches) if batches else np.empty((0, network.config.num_labels))
 
 
 class _IntentTrainer(Trainer):
@@ -171,7 +220,8 @@ class _IntentTrainer(Trainer):
         loss = functional.cross_entropy(
             logits, inputs["labels"], weight=weights, label_smoothing=self._label_smoothing
         )
-        return (loss, outputs) if return_outputs else loss
+        # Trainer's evaluation compares every output with the labels: give it the closed-set logits only.
+        return (loss, IntentOutput(logits=outputs.logits)) if return_outputs else loss
 
     def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -342,7 +392,8 @@ def _fit_ngrams(network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, trai
     batch = DataCollatorWithPadding(tokenizer, return_tensors="pt")(
         [{"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]} for example in train_set]
     )
-    network.fit_ngrams(batch["input_ids"], batch["attention_mask"], [example["labels"] for example in train_set], balanced)
+    label_ids = [example["labels"] for example in train_set]
+    network.fit_ngrams(batch["input_ids"], batch["attention_mask"], label_ids, balanced, tokenizer.unk_token_id)
 
 
 def _summary(
@@ -375,12 +426,19 @@ def _summary_line(summary: Dict[str, Any]) -> str:
         f"{'; stopped early' if summary['epochs_run'] < summary['epochs'] else ''}) at learning rate "
         f"{summary['learning_rate']:.1e} ({summary['learning_rate_reason']})"
     )
+    gibberish = f"catches {summary['gibberish_caught']:.0%} of {GIBBERISH_CHECKS} generated gibberish messages"
+    threshold = f"recommended FallbackClassifier threshold: {summary['recommended_threshold']:.2f}"
     if "best_epoch" not in summary:
-        return line + "; no validation set, so the last epoch's weights are kept."
+        return line + (
+            "; no validation set, so the last epoch's weights are kept and the confidences use the default "
+            f"calibration; {threshold} (the default; it {gibberish})."
+        )
     return line + (
         f"; kept the best epoch, {summary['best_epoch']}: validation accuracy "
         f"{summary['validation_accuracy']:.3f}, macro-F1 {summary['validation_macro_f1']:.3f} "
-        f"on {summary['validation_examples']} examples."
+        f"on {summary['validation_examples']} examples; calibrated on them, expected calibration error "
+        f"{summary['expected_calibration_error']:.3f}; {threshold} (keeps {summary['threshold_keeps']:.0%} of "
+        f"them, {gibberish})."
     )
 
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
@@ -17,9 +19,10 @@ def test_train_quality_says_it_skips_without_the_dataset(tmp_path: Path) -> None
     assert "CAIS not found" in result.stdout and "skipping" in result.stdout
 
 
-def test_few_shot_says_it_skips_without_the_shared_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("script", ["few_shot.py", "confidence.py"])
+def test_shared_data_benchmarks_say_they_skip_without_the_shared_folder(script: str, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "few_shot.py")],
+        [sys.executable, str(BENCHMARKS / script)],
         env={**os.environ, "SHARED_DIR": str(tmp_path / "absent")}, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr

@@ -111,7 +111,7 @@ def test_the_backend_decides_how_a_loaded_model_runs(
     config = {**project.config, "inference_backend": backend}
     model = BertIntentClassifier.load(config, project.storage, project.resource, context)._model
     assert (model.session is not None, model.network is not None) == (runs_on == "onnx", runs_on == "torch")
-    assert model.predict_proba(["放首歌"]).argmax() == model.labels.index("music")
+    assert model.confidences(["放首歌"]).argmax() == model.labels.index("music")
 
 
 def test_empty_and_whitespace_messages_get_no_intent(trained: BertIntentClassifier) -> None:

@@ -80,7 +80,7 @@ def test_rasa_train_builds_a_model_and_retraining_unchanged_data_uses_the_cache(
     assert f"Starting to train component '{CLASSIFIER}'" not in again
 
 
-def test_rasa_shell_answers_a_chinese_message_in_a_terminal(bot: Bot) -> None:
+def test_rasa_shell_answers_chinese_and_asks_to_rephrase_gibberish_and_out_of_domain_messages(bot: Bot) -> None:
     python, *arguments = rasa_command("shell", "--model", "models/bot.tar.gz", "--port", str(free_port()))
     shell = pexpect.spawn(
         python, arguments, cwd=str(bot.path), env=rasa_env(bot.path), encoding="utf-8", timeout=180, dimensions=(50, 200),
@@ -89,6 +89,11 @@ def test_rasa_shell_answers_a_chinese_message_in_a_terminal(bot: Bot) -> None:
         shell.expect("Your input ->")
         shell.send("你好\r")
         shell.expect(re.escape(response("utter_greet")))
+        # Gibberish and messages about nothing the bot knows fall below the recommended threshold.
+        for unknown in ("厙z潾娨x軠xw?", "ERROR 2026-11-23 12:00:01 java.lang.NullPointerException at Main.java:42"):
+            shell.expect("Your input ->")
+            shell.send(unknown + "\r")
+            shell.expect(re.escape(response("utter_please_rephrase")))
         shell.expect("Your input ->")
         shell.send("/stop\r")
         shell.expect(pexpect.EOF)

@@ -14,7 +14,7 @@ from tests.dataset import HELD_OUT, TRAIN, pairs
 
 def accuracy(model: IntentModel, data: Dict[str, List[str]]) -> float:
     texts, intents = pairs(data)
-    predicted = model.predict_proba(texts).argmax(axis=1)
+    predicted = model.confidences(texts).argmax(axis=1)
     return float(np.mean([model.labels[index] == intent for index, intent in zip(predicted, intents)]))
 
 

@@ -46,5 +46,5 @@ def from_scratch() -> Dict[str, Any]:
 def test_a_model_trained_from_scratch_learns_without_any_checkpoint(from_scratch: Dict[str, Any]) -> None:
     model = fine_tune(*pairs(TRAIN), from_scratch)
     texts, intents = pairs(HELD_OUT)
-    predicted = [model.labels[index] for index in model.predict_proba(texts).argmax(axis=1)]
+    predicted = [model.labels[index] for index in model.confidences(texts).argmax(axis=1)]
     assert np.mean([guess == intent for guess, intent in zip(predicted, intents)]) >= 0.8  # chance is 0.2

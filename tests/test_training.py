@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bert_intent import settings
+from bert_intent.confidence import gibberish
 from bert_intent.errors import BertIntentError, ModelLoadError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
@@ -26,7 +27,7 @@ def trained(config: Dict[str, Any]) -> IntentModel:
 
 def accuracy(model: IntentModel, data: Dict[str, list]) -> float:
     texts, intents = pairs(data)
-    predicted = model.predict_proba(texts).argmax(axis=1)
+    predicted = model.confidences(texts).argmax(axis=1)
     return float(np.mean([model.labels[index] == intent for index, intent in zip(predicted, intents)]))
 
 
@@ -35,10 +36,16 @@ def test_fine_tuning_learns_held_out_examples(trained: IntentModel) -> None:
     assert accuracy(trained, HELD_OUT) >= 0.8  # chance is 0.2
 
 
-def test_probabilities_are_a_distribution_over_the_labels(trained: IntentModel) -> None:
-    probabilities = trained.predict_proba(["今天天气怎么样", "放首歌"])
-    assert probabilities.shape == (2, len(TRAIN))
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+def test_confidences_are_calibrated_forecasts_low_for_gibberish(trained: IntentModel) -> None:
+    confidences = trained.confidences(["今天天气怎么样", "放首歌", *gibberish(20, seed=0)])
+    assert confidences.shape == (22, len(TRAIN))
+    assert np.all((confidences >= 0) & (confidences <= 1))
+    assert confidences[:2].max(axis=1).min() > trained.calibration.threshold
+    assert confidences[2:].max(axis=1).max() < trained.calibration.threshold
+    inputs = trained.tokenizer(["今天天气怎么样", "放首歌"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        scores = trained.network(**inputs).scores.numpy()
+    np.testing.assert_allclose(trained.calibration.confidences(scores), confidences[:2], atol=1e-5)  # numpy = torch
 
 
 def agreement(first: np.ndarray, second: np.ndarray) -> float:
@@ -50,18 +57,18 @@ def test_float32_save_then_load_gives_the_same_predictions(trained: IntentModel,
     IntentModel(trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network).save(tmp_path)
     assert not [path for path in tmp_path.rglob("*") if path.suffix in (".bin", ".pkl", ".pt", ".pth")]
     texts, _ = pairs(HELD_OUT)
-    expected = trained.predict_proba(texts)
+    expected = trained.confidences(texts)
     for backend in ("torch", "onnx"):
         loaded = IntentModel.load(tmp_path, torch.device("cpu"), backend)
         assert loaded.labels == trained.labels
-        np.testing.assert_allclose(loaded.predict_proba(texts), expected, atol=1e-5, err_msg=backend)
+        np.testing.assert_allclose(loaded.confidences(texts), expected, atol=1e-5, err_msg=backend)
 
 
 def test_a_loaded_model_predicts_the_same_alone_and_in_a_padded_batch(trained: IntentModel, tmp_path: Path) -> None:
     trained.save(tmp_path)
     loaded = IntentModel.load(tmp_path, torch.device("cpu"), "onnx")
-    alone = loaded.predict_proba(["明天会下雨吗"])[0]
-    mixed = loaded.predict_proba(["你好", "明天会下雨吗", "设一个早上七点的闹钟，顺便放首歌" * 3])[1]
+    alone = loaded.confidences(["明天会下雨吗"])[0]
+    mixed = loaded.confidences(["你好", "明天会下雨吗", "设一个早上七点的闹钟，顺便放首歌" * 3])[1]
     np.testing.assert_allclose(mixed, alone, atol=1e-2)
     assert mixed.argmax() == alone.argmax()
 
@@ -72,26 +79,26 @@ def test_int8_model_agrees_with_float32_and_is_at_most_half_the_size(trained: In
     trained.save(int8)
     assert (int8 / "model.onnx").stat().st_size <= 0.5 * (float32 / "model.onnx").stat().st_size
     texts = pairs(HELD_OUT)[0] + pairs(TRAIN)[0]
-    expected = trained.predict_proba(texts)
+    expected = trained.confidences(texts)
     for backend in ("onnx", "torch"):  # torch reads the int8 weights back
         loaded = IntentModel.load(int8, torch.device("cpu"), backend)
-        assert agreement(loaded.predict_proba(texts), expected) >= 0.99, backend
+        assert agreement(loaded.confidences(texts), expected) >= 0.99, backend
 
 
 def test_same_data_and_seed_give_the_same_predictions(trained: IntentModel, config: Dict[str, Any]) -> None:
     texts, _ = pairs(HELD_OUT)
     again = fine_tune(*pairs(TRAIN), config)
-    np.testing.assert_array_equal(again.predict_proba(texts), trained.predict_proba(texts))
+    np.testing.assert_array_equal(again.confidences(texts), trained.confidences(texts))
 
 
 def test_batch_order_and_padding_do_not_change_the_prediction(trained: IntentModel) -> None:
-    alone = trained.predict_proba(["明天会下雨吗"])[0]
-    mixed = trained.predict_proba(["你好", "明天会下雨吗", "设一个早上七点的闹钟，顺便放首歌" * 3])[1]
+    alone = trained.confidences(["明天会下雨吗"])[0]
+    mixed = trained.confidences(["你好", "明天会下雨吗", "设一个早上七点的闹钟，顺便放首歌" * 3])[1]
     np.testing.assert_allclose(mixed, alone, atol=1e-5)
 
 
 def test_very_long_text_is_truncated_not_an_error(trained: IntentModel) -> None:
-    probabilities = trained.predict_proba(["明天会下雨吗" * 20_000])
+    probabilities = trained.confidences(["明天会下雨吗" * 20_000])
     assert probabilities.shape == (1, len(TRAIN))
 
 
@@ -99,13 +106,13 @@ def test_max_length_above_the_checkpoint_limit_is_capped(config: Dict[str, Any])
     texts, intents = pairs({"greet": TRAIN["greet"][:3], "music": TRAIN["music"][:3]})
     model = fine_tune(texts, intents, {**config, "epochs": 1, "max_length": 4096})
     assert model.settings["max_length"] == 64  # the tiny BERT's max_position_embeddings
-    assert model.predict_proba(["放首歌" * 100]).shape == (1, 2)
+    assert model.confidences(["放首歌" * 100]).shape == (1, 2)
 
 
 def test_a_single_intent_needs_no_network(config: Dict[str, Any], tmp_path: Path) -> None:
     model = fine_tune(["你好", "您好"], ["greet", "greet"], {**config, "model_name": "never-loaded/model"})
     assert model.network is None
-    np.testing.assert_array_equal(model.predict_proba(["随便什么", "x"]), [[1.0], [1.0]])
+    np.testing.assert_array_equal(model.confidences(["随便什么", "x"]), [[1.0], [1.0]])
     model.save(tmp_path)
     assert IntentModel.load(tmp_path, torch.device("cpu"), "onnx").labels == ["greet"]
 
@@ -127,10 +134,10 @@ def test_unreadable_metadata_is_a_clear_load_error(tmp_path: Path, content: str)
 
 def test_training_can_continue_from_a_trained_model(trained: IntentModel, config: Dict[str, Any]) -> None:
     texts, _ = pairs(HELD_OUT)
-    before = trained.predict_proba(texts)
+    before = trained.confidences(texts)
     # Continuing with a vanishing learning rate must leave the trained network as it was.
     continued = fine_tune(*pairs(TRAIN), {**config, "epochs": 1, "learning_rate": 1e-12}, start_from=trained)
-    np.testing.assert_allclose(continued.predict_proba(texts), before, atol=1e-5)
+    np.testing.assert_allclose(continued.confidences(texts), before, atol=1e-5)
     assert accuracy(continued, HELD_OUT) >= 0.8
 
 

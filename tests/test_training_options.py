@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModel
 
 from bert_intent import settings
+from bert_intent.confidence import Calibration
 from bert_intent.layers import parameter_groups
 from bert_intent.model import IntentModel
 from bert_intent.training import _improves, _learning_rate, _planned_epochs, _validation_split, fine_tune
@@ -61,6 +62,13 @@ def test_a_loss_that_only_creeps_down_is_no_improvement() -> None:
     assert not _improves(0.8, 0.01, (0.9, 0.5))
 
 
+def closed_set_log_probabilities(model: IntentModel, texts: List[str]) -> np.ndarray:
+    """The network's log-probabilities over the intents (what validation loss and label smoothing see)."""
+    inputs = model.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return torch.log_softmax(model.network(**inputs).logits, dim=-1).numpy()
+
+
 def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], tmp_path: Path) -> None:
     # A learning rate far too high makes validation scores jump around from epoch to epoch.
     overrides = dict(epochs=8, learning_rate=2e-2, lr_scheduler_type="constant", warmup_ratio=0,
@@ -73,8 +81,8 @@ def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], t
     texts, intents = pairs(VALIDATED)
     label_ids = [model.labels.index(intent) for intent in intents]
     _, validation = _validation_split(label_ids, model.labels, settings.validate({**config, **overrides}))
-    probabilities = model.predict_proba([texts[index] for index in validation])
-    loss = -np.mean(np.log([probabilities[row, label_ids[index]] for row, index in enumerate(validation)]))
+    log_probabilities = closed_set_log_probabilities(model, [texts[index] for index in validation])
+    loss = -np.mean([log_probabilities[row, label_ids[index]] for row, index in enumerate(validation)])
     assert loss == pytest.approx(best["validation_loss"], abs=2e-5)  # the returned weights are the best epoch's
 
 
@@ -88,7 +96,7 @@ def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[
     weather = HELD_OUT["weather"] + ["今天会下雨吗", "后天天气", "明天冷不冷", "北京下雪了吗"]
 
     def weather_recall(model: IntentModel) -> float:
-        predicted = model.predict_proba(weather).argmax(axis=1)
+        predicted = model.confidences(weather).argmax(axis=1)
         return float(np.mean([model.labels[index] == "weather" for index in predicted]))
 
     overrides = {"pretrained": False, "scratch_size": "tiny", "epochs": 10}
@@ -99,8 +107,8 @@ def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[
 
 def test_label_smoothing_makes_the_model_less_sure(config: Dict[str, Any]) -> None:
     texts, _ = pairs(HELD_OUT)
-    sharp = train(config, epochs=10).predict_proba(texts).max(axis=1).mean()
-    smoothed = train(config, epochs=10, label_smoothing=0.3).predict_proba(texts).max(axis=1).mean()
+    sharp = np.exp(closed_set_log_probabilities(train(config, epochs=10), texts)).max(axis=1).mean()
+    smoothed = np.exp(closed_set_log_probabilities(train(config, epochs=10, label_smoothing=0.3), texts)).max(axis=1).mean()
     assert smoothed < sharp - 0.05
 
 
@@ -141,6 +149,8 @@ def test_too_small_a_validation_set_is_not_used_and_the_log_says_why(config: Dic
     assert "No validation set: validation_split 0.1 of each intent's examples makes 5, fewer than the 100" in caplog.text
     assert model.summary["validation_examples"] == 0 and "best_epoch" not in model.summary
     assert "no validation set, so the last epoch's weights are kept" in caplog.text
+    assert model.calibration == Calibration()  # the defaults
+    assert "recommended FallbackClassifier threshold: 0.55 (the default" in caplog.text
 
 
 def test_validation_never_takes_the_examples_of_a_small_intent() -> None:
@@ -176,8 +186,20 @@ def test_training_logs_a_summary_and_saves_it_with_the_model(config: Dict[str, A
         model = train_validated(config, epochs=3, early_stopping_patience=0)
     assert "Trained 3 of 3 epochs (as configured) at learning rate 2.0e-03 (as configured); kept the best epoch" in caplog.text
     assert "validation accuracy" in caplog.text and "macro-F1" in caplog.text
+    validation_examples = model.summary["validation_examples"]
+    assert model.calibration.fitted_on == validation_examples >= 100
+    threshold = model.calibration.threshold
+    assert f"calibrated on them, expected calibration error {model.summary['expected_calibration_error']:.3f}" in caplog.text
+    assert f"recommended FallbackClassifier threshold: {threshold:.2f} (keeps 95% of them" in caplog.text
     model.save(tmp_path)
-    assert IntentModel.load(tmp_path, torch.device("cpu"), "onnx").summary == model.summary
+    stored = json.loads((tmp_path / "bert_intent.json").read_text(encoding="utf-8"))
+    assert stored["calibration"]["threshold"] == threshold
+    texts, _ = pairs(HELD_OUT)
+    expected = model.confidences(texts)
+    for backend in ("onnx", "torch"):  # each applies the fitted calibration
+        loaded = IntentModel.load(tmp_path, torch.device("cpu"), backend)
+        assert loaded.summary == model.summary and loaded.calibration == model.calibration
+        np.testing.assert_allclose(loaded.confidences(texts), expected, atol=0.05, err_msg=backend)
 
 
 def test_report_dir_gets_the_report_the_confusion_matrix_and_the_curves(config: Dict[str, Any], tmp_path: Path) -> None:
@@ -188,7 +210,8 @@ def test_report_dir_gets_the_report_the_confusion_matrix_and_the_curves(config: 
     confusion = json.loads((reports / "confusion_matrix.json").read_text(encoding="utf-8"))
     assert confusion["labels"] == model.labels
     assert np.sum(confusion["matrix"]) == model.summary["validation_examples"]
-    assert (reports / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    for image in ("training_curves.png", "reliability_diagram.png", "confidence_histograms.png"):
+        assert (reports / image).read_bytes()[:4] == b"\x89PNG"
     history = json.loads((reports / "history.json").read_text(encoding="utf-8"))
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert all({"train_loss", "validation_loss", "macro_f1"} <= set(row) for row in history)

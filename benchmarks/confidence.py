@@ -1,0 +1,169 @@
+"""Open-world confidence: calibration, out-of-scope and gibberish detection, through `rasa train nlu`.
+
+    .venv/bin/python benchmarks/confidence.py [--known 0.25 0.5 0.75] [--seeds 3] [--datasets cais bot]
+                                              [--systems ours softmax diet] [--softmax-ref e896fd6]
+                                              [--per-intent 300]
+
+Open-intent protocol: for each dataset, share of known intents and seed, every system is trained with
+`rasa train nlu` in a fresh subprocess on the known intents only and parses, through
+`Agent.parse_message`, the test messages of the known intents (in-scope), those of the other intents
+(out-of-scope) and 300 generated gibberish messages (`bert_intent.confidence.gibberish`).
+
+- `cais`: ../shared/datasets/cais; the known intents are drawn at random per seed; training takes up
+  to `--per-intent` examples of each (a bot-sized set, and DIET trains in minutes).
+- `bot`: the example bot; every intent but `out_of_scope` is known, its test messages are the
+  out-of-scope ones (`--known` does not apply).
+
+Systems: `ours` (this checkout, only `model_name` set, to the pretrained stand-in), `softmax` (the
+component at `--softmax-ref`, whose confidence is the softmax of the network: today's behaviour) and
+`diet` (JiebaTokenizer + CountVectorsFeaturizer char_wb 1-4 + DIETClassifier, 100 epochs).
+
+Columns (medians over seeds): in-scope accuracy; ECE of the top confidence on in-scope messages;
+AUROC of in-scope against out-of-scope by top confidence; the share of out-of-scope messages kept at
+the threshold that keeps 95 % of in-scope ones (FPR95); and at a threshold: in-scope messages kept
+with their correct intent, out-of-scope and gibberish caught (below it), and open-class macro-F1
+(the known intents plus "open" for messages below it, as in ADB). The threshold is ours's recommended
+one (from its training summary); the baselines recommend none, so they get the one that keeps 95 % of
+their in-scope test messages, chosen on the test set itself (in their favour).
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from few_shot import (  # noqa: E402
+    DATASETS, DIET_PIPELINE, PROXY, REPOSITORY, SHARED, Examples, draw, export_package, run_job, train_nlu_model,
+    worker_or_skip,
+)
+
+GIBBERISH_MESSAGES = 300
+COLUMNS = ("accuracy", "ece", "auroc", "fpr95", "threshold", "kept_correct", "oos_caught", "gibberish_caught", "open_f1")
+
+
+def worker(job: Dict[str, object]) -> Dict[str, object]:
+    """Train one system on the job's examples and return the top intent and confidence of each test text."""
+    from rasa.core.agent import Agent
+
+    with tempfile.TemporaryDirectory(prefix="confidence-") as scratch:
+        pipeline = DIET_PIPELINE if job["system"] == "diet" else [
+            {"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}
+        ]
+        model = train_nlu_model(Path(scratch), job["train"], pipeline, job["seed"])
+        agent = Agent.load(model)
+
+        async def parse(texts: List[str]) -> List[List[object]]:
+            results = [await agent.parse_message(text) for text in texts]
+            return [[result["intent"]["name"], float(result["intent"]["confidence"])] for result in results]
+
+        parsed = {part: asyncio.run(parse(job[part])) for part in ("in_scope", "out_of_scope", "gibberish")}
+        return {**parsed, "recommended_threshold": _recommended_threshold(Path(model))}
+
+
+def _recommended_threshold(archive: Path) -> Optional[float]:
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.name.endswith("bert_intent.json"):
+                calibration = json.load(tar.extractfile(member)).get("calibration")
+                return calibration["threshold"] if calibration else None
+    return None
+
+
+def metrics(parsed: Dict[str, object], in_scope_intents: List[str], known: List[str]) -> Dict[str, float]:
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from bert_intent.confidence import expected_calibration_error
+
+    def confidences(part: str) -> np.ndarray:
+        return np.array([confidence for _, confidence in parsed[part]])
+
+    inside, outside, gibberish = confidences("in_scope"), confidences("out_of_scope"), confidences("gibberish")
+    correct = np.array([name == intent for (name, _), intent in zip(parsed["in_scope"], in_scope_intents)])
+    keeps_95 = float(np.quantile(inside, 0.05, method="lower"))
+    threshold = parsed["recommended_threshold"] if parsed["recommended_threshold"] is not None else keeps_95
+    gold = list(in_scope_intents) + ["open"] * len(outside)
+    predicted = [name if confidence >= threshold else "open"
+                 for name, confidence in parsed["in_scope"] + parsed["out_of_scope"]]
+    return {
+        "accuracy": float(correct.mean()),
+        "ece": expected_calibration_error(inside, correct),
+        "auroc": float(roc_auc_score(np.r_[np.ones(len(inside)), np.zeros(len(outside))], np.r_[inside, outside])),
+        "fpr95": float(np.mean(outside >= keeps_95)),
+        "threshold": threshold,
+        "kept_correct": float(np.mean(correct & (inside >= threshold))),
+        "oos_caught": float(np.mean(outside < threshold)),
+        "gibberish_caught": float(np.mean(gibberish < threshold)),
+        "open_f1": float(f1_score(gold, predicted, labels=sorted(known) + ["open"], average="macro", zero_division=0)),
+    }
+
+
+def splits(dataset: str, known_share: float, seed: int, per_intent: int) -> Dict[str, Examples]:
+    """Training examples of the known intents, and the in-scope and out-of-scope test examples."""
+    train, test = DATASETS[dataset]()
+    if dataset == "bot":
+        known = sorted({intent for _, intent in train} - {"out_of_scope"})
+    else:
+        intents = sorted({intent for _, intent in train})
+        random.Random(seed).shuffle(intents)
+        known = sorted(intents[: max(1, round(known_share * len(intents)))])
+        train = draw(train, per_intent, seed)
+    return {
+        "train": [(text, intent) for text, intent in train if intent in known],
+        "in_scope": [(text, intent) for text, intent in test if intent in known],
+        "out_of_scope": [(text, intent) for text, intent in test if intent not in known],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--known", nargs="+", type=float, default=[0.25, 0.5, 0.75])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--systems", nargs="+", default=["ours", "softmax", "diet"], choices=["ours", "softmax", "diet"])
+    parser.add_argument("--softmax-ref", default="e896fd6", help="git revision of the `softmax` component")
+    parser.add_argument("--per-intent", type=int, default=300, help="CAIS training examples per intent, at most")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if worker_or_skip(arguments.worker, worker):
+        return
+    sys.path.insert(0, str(REPOSITORY))
+    from bert_intent.confidence import gibberish
+
+    with tempfile.TemporaryDirectory(prefix="confidence-softmax-") as softmax_root:
+        roots = {"ours": REPOSITORY, "diet": REPOSITORY, "softmax": Path(softmax_root)}
+        if "softmax" in arguments.systems:
+            export_package(arguments.softmax_ref, softmax_root)
+        print(f"{'dataset':<7} {'known':>5} {'system':<8} " + " ".join(f"{column:>9}" for column in COLUMNS), flush=True)
+        for dataset in arguments.datasets:
+            for known_share in (arguments.known if dataset == "cais" else [1.0]):
+                for system in arguments.systems:
+                    runs = []
+                    for seed in range(1, arguments.seeds + 1):
+                        data = splits(dataset, known_share, seed, arguments.per_intent)
+                        job = {
+                            "name": f"{dataset} {known_share} {system} seed {seed}", "system": system, "seed": seed,
+                            "train": data["train"], "in_scope": [text for text, _ in data["in_scope"]],
+                            "out_of_scope": [text for text, _ in data["out_of_scope"]],
+                            "gibberish": gibberish(GIBBERISH_MESSAGES, 1000 + seed),
+                        }
+                        parsed = run_job(job, roots[system], __file__)
+                        known = sorted({intent for _, intent in data["train"]})
+                        runs.append(metrics(parsed, [intent for _, intent in data["in_scope"]], known))
+                        print(f"  {job['name']}: " + json.dumps({key: round(value, 3) for key, value in runs[-1].items()}),
+                              flush=True)
+                    median = {column: statistics.median(run[column] for run in runs) for column in COLUMNS}
+                    print(f"{dataset:<7} {known_share:>5.2f} {system:<8} "
+                          + " ".join(f"{median[column]:>9.3f}" for column in COLUMNS), flush=True)
+
+
+if __name__ == "__main__":
+    main()

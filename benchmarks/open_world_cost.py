@@ -1,0 +1,89 @@
+"""What the open-world part of the network (familiarity and calibration) costs per message on a CPU.
+
+    .venv/bin/python benchmarks/open_world_cost.py [--rounds 3] [--messages 200]
+
+Builds IntentNetwork with bert-base-chinese's architecture (random weights, 14 intents, the n-gram and
+familiarity tables filled at random), exports it to int8 ONNX as training does, and again with the
+familiarity replaced by a constant 1 (the network without it), then times one ONNX Runtime run per
+message of the same Chinese messages on both, interleaved over rounds; prints p50 per model and the ratio.
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bert_intent import onnx_network  # noqa: E402
+from bert_intent.network import IntentNetwork  # noqa: E402
+
+INTENTS = 14
+MESSAGES = ["明天上海会下雨吗", "帮我订一张去北京的机票", "放一首周杰伦的歌", "早上七点叫我起床", "你好", "今天有什么新闻"]
+
+
+def network(with_familiarity: bool) -> IntentNetwork:
+    torch.manual_seed(0)
+    model = IntentNetwork(BertModel(BertConfig(vocab_size=21128)), INTENTS)  # bert-base-chinese's shape
+    with torch.no_grad():
+        model.ngram_weights.normal_()
+        model.ngram_idf.uniform_(0, 5)
+        model.ngram_seen.bernoulli_(0.05)
+    if not with_familiarity:
+        del model.ngram_seen  # not in the graph, so not among the exported parameters either
+        model._familiarity = lambda buckets, present: torch.ones(buckets.shape[0], INTENTS)
+    return model.eval()
+
+
+def tokenizer(directory: Path) -> BertTokenizerFast:
+    characters = sorted({character for message in MESSAGES for character in message})
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *characters]
+    (directory / "vocab.txt").write_text("\n".join(vocabulary), encoding="utf-8")
+    return BertTokenizerFast(vocab={token: index for index, token in enumerate(vocabulary)})
+
+
+def p50_ms(session: object, inputs: List[dict]) -> float:
+    times = []
+    for feed in inputs:
+        started = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=200)
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="open-world-cost-") as scratch:
+        directory = Path(scratch)
+        encode = tokenizer(directory)
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        sessions = {}
+        for label, with_familiarity in (("with familiarity", True), ("without", False)):
+            path = directory / f"{with_familiarity}.onnx"
+            onnx_network.export(network(with_familiarity), names, path, quantize=True)
+            sessions[label] = onnx_network.session(path, None)
+        inputs = [
+            {name: values.astype(np.int64) for name, values in encode([MESSAGES[index % len(MESSAGES)]], return_tensors="np").items()}
+            for index in range(arguments.messages)
+        ]
+        results = {label: [] for label in sessions}
+        for _ in range(arguments.rounds):
+            for label, session in sessions.items():
+                results[label].append(p50_ms(session, inputs))
+        medians = {label: statistics.median(values) for label, values in results.items()}
+        for label, value in medians.items():
+            print(f"{label:<17} p50 {value:.2f} ms per message (rounds: {', '.join(f'{v:.2f}' for v in results[label])})")
+        print(f"ratio {medians['with familiarity'] / medians['without']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
