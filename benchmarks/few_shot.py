@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import yaml
 
@@ -53,9 +53,13 @@ def read_cais(split: str) -> Examples:
 
 
 def read_nlu_yaml(path: Path) -> Examples:
+    """The (text, intent) pairs of a Rasa NLU YAML file, entity annotations (`[text](entity)`,
+    `[text]{...}`) replaced by their plain text."""
+    from rasa.shared.nlu.training_data.entities_parser import replace_entities
+
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return [
-        (line.strip()[2:], block["intent"])
+        (replace_entities(line.strip()[2:]), block["intent"])
         for block in data["nlu"] if "intent" in block
         for line in block["examples"].splitlines() if line.strip().startswith("- ")
     ]
@@ -88,27 +92,37 @@ def pipeline(system: str) -> List[Dict[str, object]]:
     return [{"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}]
 
 
-def train_nlu_model(directory: Path, examples: Examples, pipeline: List[Dict[str, object]], seed: int) -> str:
-    """Train `pipeline` (its classifiers seeded with `seed`) on `examples` with `rasa train nlu` in
-    `directory` (with its own Rasa cache); return the model archive's path."""
+SEED_KEYS = {"DIETClassifier": "random_seed", "bert_intent.BertIntentClassifier": "random_seed",
+             "LogisticRegressionClassifier": "random_state"}
+
+
+def train_nlu_model(directory: Path, examples: Union[Examples, Path], pipeline: List[Dict[str, object]],
+                    seed: int) -> str:
+    """Train `pipeline` (its classifiers seeded with `seed`) with `rasa train nlu` in `directory` (with
+    its own Rasa cache) on `examples`: (text, intent) pairs, or a Rasa NLU file (entity annotations
+    and all) to train on as it is. Return the model archive's path."""
     from rasa.model_training import train_nlu
 
     os.environ["RASA_CACHE_DIRECTORY"] = str(directory / "cache")
-    by_intent: Dict[str, List[str]] = defaultdict(list)
-    for text, intent in examples:
-        by_intent[intent].append(text)
-    nlu = {"version": "3.1", "nlu": [
-        {"intent": intent, "examples": "".join(f"- {_literal(text)}\n" for text in texts)}
-        for intent, texts in by_intent.items()
-    ]}
-    (directory / "nlu.yml").write_text(yaml.safe_dump(nlu, allow_unicode=True), encoding="utf-8")
+    if isinstance(examples, Path):
+        nlu_file = examples
+    else:
+        by_intent: Dict[str, List[str]] = defaultdict(list)
+        for text, intent in examples:
+            by_intent[intent].append(text)
+        nlu = {"version": "3.1", "nlu": [
+            {"intent": intent, "examples": "".join(f"- {_literal(text)}\n" for text in texts)}
+            for intent, texts in by_intent.items()
+        ]}
+        nlu_file = directory / "nlu.yml"
+        nlu_file.write_text(yaml.safe_dump(nlu, allow_unicode=True), encoding="utf-8")
     pipeline = [dict(component) for component in pipeline]
     for component in pipeline:
-        if component["name"] in ("DIETClassifier", "bert_intent.BertIntentClassifier"):
-            component["random_seed"] = seed
+        if component["name"] in SEED_KEYS:
+            component[SEED_KEYS[component["name"]]] = seed
     config = {"recipe": "default.v1", "language": "zh", "pipeline": pipeline, "policies": None}
     (directory / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    return train_nlu(str(directory / "config.yml"), str(directory / "nlu.yml"), str(directory / "models"))
+    return train_nlu(str(directory / "config.yml"), str(nlu_file), str(directory / "models"))
 
 
 def worker(job: Dict[str, object]) -> Dict[str, object]:

@@ -14,8 +14,11 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.exceptions import InvalidConfigException, RasaException
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.shared.utils.io import raise_warning
@@ -50,9 +53,13 @@ def _reported_to_rasa() -> Iterator[None]:
         raise BertIntentException(str(error)) from error
 
 
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class BertIntentClassifier(GraphComponent, IntentClassifier):
-    """Fine-tunes a BERT-family checkpoint on the intent examples and classifies raw message text."""
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR],
+    is_trainable=True,
+)
+class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixin):
+    """Fine-tunes a BERT-family checkpoint on the intent examples and their entity annotations, then
+    classifies raw message text and extracts its entities."""
 
     @classmethod
     def required_components(cls) -> List[Type]:
@@ -141,13 +148,14 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         return component
 
     def train(self, training_data: TrainingData) -> Resource:
-        """Train on the examples that have both text and an intent, then persist the model.
+        """Train on the examples that have both text and an intent (with their entity annotations),
+        then persist the model.
 
         Under `rasa train --finetune` Rasa loads the previous model first, and training continues it.
         """
         examples = [
-            (text, intent)
-            for text, intent in ((_text(message), message.get(INTENT)) for message in training_data.intent_examples)
+            (text, message.get(INTENT), message.get(ENTITIES) or [])
+            for text, message in ((_text(message), message) for message in training_data.intent_examples)
             if text
         ]
         if not examples:
@@ -156,19 +164,21 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 "intent classifier was trained and messages will get no intent."
             )
             return self._resource
-        texts, intents = zip(*examples)
+        texts, intents, annotations = zip(*examples)
         for warning in training_data_warnings(texts, intents):
             raise_warning(f"BertIntentClassifier: {warning}")
         with _reported_to_rasa():
             self._model = fine_tune(
-                texts, intents, self.config, start_from=self._model, epoch_fraction=self._epoch_fraction
+                texts, intents, self.config, start_from=self._model, epoch_fraction=self._epoch_fraction,
+                annotations=annotations,
             )
         with self._model_storage.write_to(self._resource) as model_dir:
             self._model.save(model_dir)
         return self._resource
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Set `intent` and `intent_ranking` on every message, scoring all texts in batches.
+        """Set `intent` and `intent_ranking` on every message and add its entities to `entities`,
+        scoring all texts in batches.
 
         Confidences are calibrated and low for messages unlike the training data; the ranking need
         not sum to 1. The training summary recommends a FallbackClassifier threshold for them."""
@@ -176,12 +186,20 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             return messages
         texts = [_text(message) for message in messages]
         scored = [index for index, text in enumerate(texts) if text]
-        confidences = dict(zip(scored, self._model.confidences([texts[index] for index in scored])))
+        predictions = self._model.predict([texts[index] for index in scored])
+        confidences = dict(zip(scored, predictions.confidences))
+        found = dict(zip(scored, predictions.entities))
         for index, message in enumerate(messages):
-            ranking = self._ranking(confidences[index]) if index in confidences else []
-            intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
-            message.set(INTENT, intent, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, ranking[: self.config["ranking_length"] or None], add_to_output=True)
+            if self.config["intent_classification"]:
+                ranking = self._ranking(confidences[index]) if index in confidences else []
+                intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
+                message.set(INTENT, intent, add_to_output=True)
+                message.set(INTENT_RANKING_KEY, ranking[: self.config["ranking_length"] or None], add_to_output=True)
+            if self._model.entity_types:
+                entities = self.add_extractor_name(found.get(index, []))
+                message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)
+                if not message.get(TOKENS_NAMES[TEXT]):
+                    message.set(TOKENS_NAMES[TEXT], _character_tokens(texts[index]))
         return messages
 
     def _ranking(self, confidences: np.ndarray) -> List[Dict[str, Any]]:
@@ -193,9 +211,18 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
 
 
 def _text(message: Message) -> str:
-    """The message's text without surrounding whitespace; empty when it is not a string or has
+    """The message's text (entity offsets refer to it as it is); empty when it is not a string or has
     nothing visible (only whitespace, control, format/zero-width or lone surrogate characters)."""
     text = message.get(TEXT)
     if not isinstance(text, str) or all(unicodedata.category(character) in _INVISIBLE for character in text):
         return ""
-    return text.strip()
+    return text
+
+
+def _character_tokens(text: str) -> List[Token]:
+    """One token per visible character: what `rasa test nlu` scores entities on when the pipeline has
+    no tokenizer (Chinese has no spaces, and every entity boundary is a character boundary)."""
+    return [
+        Token(character, start) for start, character in enumerate(text)
+        if unicodedata.category(character) not in _INVISIBLE
+    ]

@@ -1,9 +1,11 @@
-"""A fine-tuned BERT sequence classifier with its tokenizer and intent labels: predict, save, load."""
+"""A fine-tuned BERT intent classifier and entity tagger with its tokenizer, intent labels and entity
+types: predict, save, load."""
 
 import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
@@ -14,7 +16,9 @@ import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from bert_intent import onnx_network
+from bert_intent import entities
 from bert_intent.confidence import Calibration
+from bert_intent.entities import EntityType
 from bert_intent.errors import ModelLoadError
 from bert_intent.network import IntentNetwork
 
@@ -24,13 +28,24 @@ METADATA_FILE = "bert_intent.json"
 NETWORK_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
-# 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
-FORMAT_VERSION = 4
+# 5: the entity head; 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent
+# and n-gram heads).
+FORMAT_VERSION = 5
+
+
+@dataclass
+class Predictions:
+    """`confidences`: one row per text, one column per label (in `labels` order); `entities`: each
+    text's entities (dicts with entity, start, end, value, confidence_entity, and role/group if any)."""
+
+    confidences: np.ndarray
+    entities: List[List[Dict[str, Any]]]
 
 
 class IntentModel:
-    """Intent labels plus what scores them: a torch network (after training, or the torch backend)
-    or an ONNX Runtime session (the onnx backend). A single label needs neither."""
+    """Intent labels and entity types plus what scores them: a torch network (after training, or the
+    torch backend) or an ONNX Runtime session (the onnx backend). A single label without entity types
+    needs neither."""
 
     def __init__(
         self,
@@ -41,10 +56,12 @@ class IntentModel:
         summary: Optional[Dict[str, Any]] = None,
         session: Optional[onnxruntime.InferenceSession] = None,
         calibration: Calibration = Calibration(),
+        entity_types: Sequence[EntityType] = (),
     ) -> None:
-        if network is None and session is None and len(labels) != 1:
-            raise ValueError("A network or an ONNX session is needed to choose between several labels.")
+        if network is None and session is None and (len(labels) != 1 or entity_types):
+            raise ValueError("A network or an ONNX session is needed to choose between several labels or find entities.")
         self.labels: List[str] = list(labels)
+        self.entity_types: List[EntityType] = list(entity_types)
         self.settings = dict(settings)
         self.tokenizer = tokenizer
         self.network = network.eval() if network is not None else None
@@ -55,12 +72,13 @@ class IntentModel:
         if self.network is not None:
             self.network.calibrate(calibration)
 
-    def confidences(self, texts: Sequence[str]) -> np.ndarray:
-        """Calibrated confidences, one row per text and one column per label (in `labels` order); a
-        row sums to less than 1 when the text is unlike the training examples (see `confidence.py`)."""
-        if len(self.labels) == 1:
-            return np.ones((len(texts), 1), dtype=np.float32)
+    def predict(self, texts: Sequence[str]) -> Predictions:
+        """Calibrated intent confidences and the entities of each text. A row of confidences sums to
+        less than 1 when the text is unlike the training examples (see `confidence.py`)."""
+        if self.network is None and self.session is None:  # a single label without entity types
+            return Predictions(np.ones((len(texts), 1), dtype=np.float32), [[] for _ in texts])
         confidences = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        found: List[List[Dict[str, Any]]] = [[] for _ in texts]
         # Batches of similar length waste little compute on padding.
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         # The int8 network quantizes its activations with a scale taken from the whole batch, so a
@@ -68,23 +86,38 @@ class IntentModel:
         batch_size = 1 if self.session is not None else self.settings["batch_size"]
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
-            confidences[indices] = self._confidences([texts[index] for index in indices])
-        return confidences
+            batch = [valid_unicode(texts[index]) for index in indices]
+            confidences[indices], tag_probabilities, offsets = self._run(batch)
+            if self.entity_types:
+                for row, index in enumerate(indices):
+                    found[index] = entities.decode(batch[row], offsets[row], tag_probabilities[row], self.entity_types)
+        if len(self.labels) == 1:
+            confidences[:] = 1.0
+        return Predictions(confidences, found)
 
-    def _confidences(self, texts: List[str]) -> np.ndarray:
+    def confidences(self, texts: Sequence[str]) -> np.ndarray:
+        """The intent confidences of `predict`."""
+        return self.predict(texts).confidences
+
+    def _run(self, texts: List[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The network's confidences and tag probabilities, and each token's character offsets."""
         inputs = self.tokenizer(
-            [valid_unicode(text) for text in texts],
+            texts,
             padding=True,
             truncation=True,
             max_length=self.settings["max_length"],
             return_tensors="np",
+            return_offsets_mapping=True,
         )
+        offsets = inputs.pop("offset_mapping")
         if self.session is not None:
             feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs}
-            return self.session.run(None, feeds)[0]
+            confidences, tag_probabilities = self.session.run(None, feeds)
+            return confidences, tag_probabilities, offsets
         tensors = {name: torch.from_numpy(values).to(self.network.device) for name, values in inputs.items()}
         with torch.inference_mode():
-            return self.network(**tensors).confidences.float().cpu().numpy()
+            outputs = self.network(**tensors)
+        return outputs.confidences.float().cpu().numpy(), outputs.tag_probabilities.float().cpu().numpy(), offsets
 
     def save(self, directory: Path) -> None:
         """Write the network as `model.onnx` (int8 weights unless `quantize` is off) with its config,
@@ -96,8 +129,9 @@ class IntentModel:
             "settings": self.settings,
             "training": self.summary,
             "calibration": self.calibration.to_dict(),
+            "entity_types": [entity_type.to_dict() for entity_type in self.entity_types],
         }
-        if len(self.labels) > 1:
+        if self.network is not None or self.session is not None:
             if self.network is None:
                 raise ValueError("Only a model with its torch network (a trained or torch-loaded one) can be saved.")
             started = time.monotonic()
@@ -124,6 +158,7 @@ class IntentModel:
             labels, settings = list(metadata["labels"]), dict(metadata["settings"])
             summary = dict(metadata.get("training", {}))
             calibration = Calibration.from_dict(metadata.get("calibration", {}))
+            entity_types = [EntityType.from_dict(values) for values in metadata.get("entity_types", [])]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(
                 f"Cannot read {metadata_path}: {error!r}. Retrain the model with `rasa train`."
@@ -133,7 +168,7 @@ class IntentModel:
                 f"{metadata_path} is format {version}, but this bert-intent reads format {FORMAT_VERSION}: "
                 "the model was saved by another version of bert-intent. Retrain it with `rasa train`."
             )
-        if len(labels) == 1:
+        if len(labels) == 1 and not entity_types:
             return cls(labels, settings, summary=summary, calibration=calibration)
         network_file = _required(directory / NETWORK_FILE)
         tokenizer = _read(
@@ -141,16 +176,21 @@ class IntentModel:
         )
         if backend == "onnx":
             session = _read(network_file, lambda: onnx_network.session(network_file, settings["cpu_threads"]))
-            _check_label_count(network_file, onnx_network.output_width(session), labels)
-            return cls(labels, settings, tokenizer, summary=summary, session=session, calibration=calibration)
+            _check_widths(network_file, onnx_network.output_widths(session), labels, entity_types)
+            return cls(
+                labels, settings, tokenizer, summary=summary, session=session, calibration=calibration,
+                entity_types=entity_types,
+            )
         config = _read(
             _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
         )
-        _check_label_count(directory / CONFIG_FILE, config.num_labels, labels)
+        _check_widths(directory / CONFIG_FILE, (config.num_labels, config.num_entity_tags), labels, entity_types)
         network = IntentNetwork.from_config(config)
         weights = _read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
         _read(network_file, lambda: network.load_state_dict(weights, strict=False))
-        return cls(labels, settings, tokenizer, network.to(device), summary, calibration=calibration)
+        return cls(
+            labels, settings, tokenizer, network.to(device), summary, calibration=calibration, entity_types=entity_types
+        )
 
 
 def _required(path: Path) -> Path:
@@ -176,11 +216,16 @@ def _read(path: Path, reader: Callable[[], _T]) -> _T:
         ) from error
 
 
-def _check_label_count(path: Path, width: int, labels: Sequence[str]) -> None:
-    if width != len(labels):
+def _check_widths(
+    path: Path, widths: Tuple[int, int], labels: Sequence[str], entity_types: Sequence[EntityType]
+) -> None:
+    """The network scores as many intents and entity tags as the metadata lists."""
+    expected = (len(labels), entities.tag_count(entity_types))
+    if tuple(widths) != expected:
         raise ModelLoadError(
-            f"{path} scores {width} intents, but {METADATA_FILE} lists {len(labels)}: the files come from "
-            "different models. Use the complete .tar.gz that `rasa train` wrote, or retrain with `rasa train`."
+            f"{path} scores {widths[0]} intents and {widths[1]} entity tags, but {METADATA_FILE} lists "
+            f"{expected[0]} intents and {expected[1]} entity tags: the files come from different models. Use the complete "
+            ".tar.gz that `rasa train` wrote, or retrain with `rasa train`."
         )
 
 
@@ -190,9 +235,9 @@ def valid_unicode(text: str) -> str:
 
 
 def load_pretrained(
-    model_name: str, labels: Sequence[str]
+    model_name: str, labels: Sequence[str], num_tags: int
 ) -> Tuple[PreTrainedTokenizerBase, IntentNetwork]:
-    """Load a checkpoint's fast tokenizer and its encoder with new heads for `labels`.
+    """Load a checkpoint's fast tokenizer and its encoder with new heads for `labels` and `num_tags` entity tags.
 
     Weights come only from safetensors files and no code from the checkpoint is run.
     """
@@ -203,7 +248,7 @@ def load_pretrained(
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False)
         network = IntentNetwork.from_pretrained(
-            model_name, len(labels), use_safetensors=True, trust_remote_code=False
+            model_name, len(labels), num_tags, use_safetensors=True, trust_remote_code=False
         )
     except (OSError, ValueError) as error:
         raise ModelLoadError(

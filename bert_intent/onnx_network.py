@@ -43,16 +43,18 @@ READ_ERRORS = (
 )
 
 
-class _Confidences(torch.nn.Module):
-    """The classifier as a function of its tokenizer's outputs, returning only the confidences."""
+class _Predictions(torch.nn.Module):
+    """The network as a function of its tokenizer's outputs, returning the intent confidences and the
+    entity tag probabilities."""
 
     def __init__(self, network: PreTrainedModel, input_names: Sequence[str]) -> None:
         super().__init__()
         self.network = network
         self.input_names = list(input_names)
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.network(**dict(zip(self.input_names, inputs))).confidences
+    def forward(self, *inputs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.network(**dict(zip(self.input_names, inputs)))
+        return outputs.confidences, outputs.tag_probabilities
 
 
 def export(network: PreTrainedModel, input_names: Sequence[str], path: Path, quantize: bool) -> Dict[str, List]:
@@ -68,12 +70,12 @@ def export(network: PreTrainedModel, input_names: Sequence[str], path: Path, qua
         with warnings.catch_warnings():  # tracing warnings about code paths a classifier never takes
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _Confidences(network, input_names),
+                _Predictions(network, input_names),
                 tuple(sample.values()),
                 str(exported),
                 input_names=list(input_names),
-                output_names=["confidences"],
-                dynamic_axes={**dynamic_axes, "confidences": {0: "batch"}},
+                output_names=["confidences", "tag_probabilities"],
+                dynamic_axes={**dynamic_axes, "confidences": {0: "batch"}, "tag_probabilities": {0: "batch", 1: "sequence"}},
                 opset_version=_OPSET,
                 do_constant_folding=True,
                 dynamo=False,  # the TorchScript exporter writes one self-contained file that quantizes
@@ -161,9 +163,10 @@ def session(path: Path, threads: Optional[int]) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def output_width(runtime_session: onnxruntime.InferenceSession) -> int:
-    """How many intents the network in `runtime_session` scores."""
-    return int(runtime_session.get_outputs()[0].shape[-1])
+def output_widths(runtime_session: onnxruntime.InferenceSession) -> Tuple[int, int]:
+    """How many intents and entity tags the network in `runtime_session` scores."""
+    confidences, tag_probabilities = runtime_session.get_outputs()
+    return int(confidences.shape[-1]), int(tag_probabilities.shape[-1])
 
 
 def _usable_cores() -> int:

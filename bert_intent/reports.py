@@ -64,6 +64,7 @@ def epoch_history(log_history: List[Dict[str, Any]]) -> List[Dict[str, float]]:
                 "validation_loss": float(entry["eval_loss"]),
                 "accuracy": float(entry["eval_accuracy"]),
                 "macro_f1": float(entry["eval_macro_f1"]),
+                **({"entity_f1": float(entry["eval_entity_f1"])} if "eval_entity_f1" in entry else {}),
             }
     return [
         {"epoch": epoch, **({"train_loss": float(np.mean(train_losses[epoch]))} if epoch in train_losses else {}),

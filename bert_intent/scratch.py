@@ -38,9 +38,10 @@ def character_vocabulary(texts: Sequence[str]) -> Dict[str, int]:
 
 
 def build_from_scratch(
-    texts: Sequence[str], labels: List[str], size: str, max_length: int
+    texts: Sequence[str], labels: List[str], size: str, max_length: int, num_tags: int = 1
 ) -> Tuple[BertTokenizerFast, IntentNetwork]:
-    """A tokenizer for `texts` and a randomly initialised `size` BERT with heads for `labels`."""
+    """A tokenizer for `texts` and a randomly initialised `size` BERT with heads for `labels` and
+    `num_tags` entity tags."""
     tokenizer = BertTokenizerFast(vocab=character_vocabulary(texts))
     config = BertConfig(vocab_size=len(tokenizer.get_vocab()), max_position_embeddings=max_length, **SIZE_PRESETS[size])
-    return tokenizer, IntentNetwork(BertModel(config), len(labels))
+    return tokenizer, IntentNetwork(BertModel(config), len(labels), num_tags)

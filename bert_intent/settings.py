@@ -105,6 +105,10 @@ KEYS: Dict[str, _Key] = {
     "gradient_checkpointing": _Key(False, "true or false", _bool),
     "validation_split": _Key(0.1, "a number in [0, 1) (0 turns validation off)", _fraction),
     "early_stopping_patience": _Key(3, "an integer >= 0 (0 turns early stopping off)", _int_at_least(0)),
+    "intent_classification": _Key(True, "true or false (false: only entities are extracted)", _bool),
+    "entity_recognition": _Key(
+        True, "true (entities are learned when the training data annotates any) or false", _bool
+    ),
     "threshold_keeps": _Key(
         0.95, "a number in (0, 1): the share of validation messages the recommended threshold keeps", _share
     ),
@@ -141,6 +145,11 @@ def validate(config: Dict[str, Any]) -> Dict[str, Any]:
         resolved[name] = accepted
     if resolved["report_to"] == "tensorboard" and resolved["report_dir"] is None:
         raise ConfigError("BertIntentClassifier: report_to: tensorboard needs report_dir (where the logs go).")
+    if not resolved["intent_classification"] and not resolved["entity_recognition"]:
+        raise ConfigError(
+            "BertIntentClassifier: intent_classification and entity_recognition are both false, so there is "
+            "nothing to learn. Set one of them to true, or remove the component from the pipeline."
+        )
     return resolved
 
 

@@ -1,5 +1,6 @@
-"""Fine-tune a BERT-family checkpoint on (text, intent) examples with transformers' Trainer."""
+"""Fine-tune a BERT-family checkpoint on (text, intent, entities) examples with transformers' Trainer."""
 
+import functools
 import logging
 import math
 import tempfile
@@ -23,8 +24,9 @@ from transformers import (
 )
 from transformers.integrations import TensorBoardCallback
 
-from bert_intent import confidence
+from bert_intent import confidence, entities
 from bert_intent.confidence import Calibration
+from bert_intent.entities import EntityType
 from bert_intent.errors import BertIntentError, ConfigError
 from bert_intent.layers import freeze_bottom, parameter_groups, set_dropout
 from bert_intent.model import IntentModel, load_pretrained, valid_unicode
@@ -58,16 +60,18 @@ _RATE_ANCHORS = ((768, 3e-5), (256, 1e-3))
 _RATE_BOUNDS = (1e-5, 1e-3)
 # Generated gibberish messages the recommended threshold is checked against after training.
 GIBBERISH_CHECKS = 200
+# Annotations that cannot be learned from are warned about one by one up to this many, then counted.
+_ANNOTATION_WARNINGS = 10
 
 
-def _improves(macro_f1: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
-    """Whether an epoch beats the best so far (macro-F1, validation loss): a higher validation macro-F1,
-    or the same (common on a small validation set, where several epochs get every example right) and
-    a validation loss lower by at least `_MIN_LOSS_IMPROVEMENT`, i.e. a clearly surer model."""
+def _improves(score: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
+    """Whether an epoch beats the best so far (score, validation loss): a higher validation score (see
+    `_metrics`), or the same (common on a small validation set, where several epochs get every example
+    right) and a validation loss lower by at least `_MIN_LOSS_IMPROVEMENT`, i.e. a clearly surer model."""
     if best is None:
         return True
-    best_f1, best_loss = best
-    return macro_f1 > best_f1 or (macro_f1 == best_f1 and validation_loss <= best_loss - _MIN_LOSS_IMPROVEMENT)
+    best_score, best_loss = best
+    return score > best_score or (score == best_score and validation_loss <= best_loss - _MIN_LOSS_IMPROVEMENT)
 
 
 def fine_tune(
@@ -76,15 +80,18 @@ def fine_tune(
     settings: Dict[str, Any],
     start_from: Optional[IntentModel] = None,
     epoch_fraction: float = 1.0,
+    annotations: Sequence[Sequence[Dict[str, Any]]] = (),
 ) -> IntentModel:
-    """Train a classifier that predicts `intents[i]` from `texts[i]`.
+    """Train a classifier that predicts `intents[i]` from `texts[i]` and, with `annotations` (Rasa's
+    entity dicts with start, end, entity and optional role and group, one list per text) and
+    `entity_recognition` on, finds their entities.
 
     The network is `start_from`'s when given (continued fine-tuning, same intents required), else
     `settings["model_name"]`'s encoder with new heads, else (with `pretrained: false`) a small BERT
     built from scratch. `epoch_fraction` scales the number of epochs chosen with `epochs: 0`
     (`rasa train --finetune --epoch-fraction`; Rasa scales an explicit `epochs` itself). Labels are
-    sorted, so the same data and settings give the same model. With a single intent there is nothing
-    to learn and no network is built.
+    sorted, so the same data and settings give the same model. With a single intent and no entities
+    there is nothing to learn and no network is built.
     """
     if len(texts) != len(intents) or not texts:
         raise ValueError("fine_tune needs as many intents as texts, and at least one of each.")
@@ -94,15 +101,17 @@ def fine_tune(
             f"Training example {not_text} (intent '{intents[not_text]}') is {texts[not_text]!r}, not text."
         )
     texts = [valid_unicode(text) for text in texts]
+    annotations = list(annotations) or [[] for _ in texts]
     labels = sorted(set(intents))
-    if start_from is not None and start_from.labels != labels:
-        raise BertIntentError(_changed_intents_message(start_from.labels, labels))
-    if len(labels) == 1:
+    types = _entity_types(annotations, settings)
+    if start_from is not None and (start_from.labels, start_from.entity_types) != (labels, types):
+        raise BertIntentError(_changed_labels_message(start_from, labels, types))
+    if len(labels) == 1 and not types:
         return IntentModel(labels, settings)
 
     device = resolve_device(settings["device"])
     transformers.set_seed(settings["random_seed"])  # seeds the new weights too
-    tokenizer, network, origin = _starting_point(texts, labels, settings, start_from)
+    tokenizer, network, origin = _starting_point(texts, labels, entities.tag_count(types), settings, start_from)
     try:
         freeze_bottom(network, settings["freeze_layers"])
     except ValueError as error:
@@ -112,22 +121,30 @@ def fine_tune(
     max_length = min(settings["max_length"], network.config.max_position_embeddings)
     label_index = {label: index for index, label in enumerate(labels)}
     label_ids = [label_index[intent] for intent in intents]
-    encodings = tokenizer(list(texts), truncation=True, max_length=max_length)
+    encodings = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)
+    offsets = encodings.pop("offset_mapping")
     examples = [
         {**{key: values[index] for key, values in encodings.items()}, "labels": label_id}
         for index, label_id in enumerate(label_ids)
     ]
+    if types:
+        for example, tags in zip(examples, _entity_tags(texts, intents, offsets, annotations, types)):
+            example["entity_tags"] = tags
     train_indices, validation_indices = _validation_split(label_ids, labels, settings)
     train_set = [examples[index] for index in train_indices]
     validation_set = [examples[index] for index in validation_indices]
     epochs, epochs_reason = _planned_epochs(len(train_set), settings, epoch_fraction)
     learning_rate, rate_reason = _learning_rate(network.config.hidden_size, settings)
     settings = {**settings, "max_length": max_length, "epochs": epochs, "learning_rate": learning_rate}
-    _fit_ngrams(network, tokenizer, train_set, settings["class_weights"] == "balanced")
+    if len(labels) > 1:
+        _fit_ngrams(network, tokenizer, train_set, settings["class_weights"] == "balanced")
+    if types:
+        batch = _PadWithTags(tokenizer, return_tensors="pt")(train_set)
+        network.fit_tag_ngrams(batch["input_ids"], batch["entity_tags"], entities.IGNORED)
     logger.info(
-        "Training %s on %d examples of %d intents (%d held out for validation) for up to %d epochs (%s) "
-        "at learning rate %.1e (%s) on %s.",
-        origin, len(train_set), len(labels), len(validation_set), epochs, epochs_reason,
+        "Training %s on %d examples of %d intents and %d entity types (%d held out for validation) for up "
+        "to %d epochs (%s) at learning rate %.1e (%s) on %s.",
+        origin, len(train_set), len(labels), len(types), len(validation_set), epochs, epochs_reason,
         learning_rate, rate_reason, device,
     )
     best_epoch = _KeepBestEpoch(settings["early_stopping_patience"])
@@ -149,6 +166,7 @@ def fine_tune(
     )
     if validation_ids:
         summary.update(expected_calibration_error=report.expected_calibration_error())
+    summary.update(entity_types=len(types))
     logger.info(_summary_line(summary))
     if settings["report_dir"] is not None and validation_ids:
         predicted = report.validation_confidences.argmax(axis=-1)
@@ -156,7 +174,46 @@ def fine_tune(
         logger.info("Training reports written to %s.", settings["report_dir"])
     elif settings["report_dir"] is not None:
         logger.info("No training reports: they describe the validation set, and this training had none.")
-    return IntentModel(labels, settings, tokenizer, network, summary, calibration=calibration)
+    return IntentModel(labels, settings, tokenizer, network, summary, calibration=calibration, entity_types=types)
+
+
+def _entity_types(annotations: List[Sequence[Dict[str, Any]]], settings: Dict[str, Any]) -> List[EntityType]:
+    """The entity types to learn: every annotated one, with `entity_recognition` on."""
+    if not settings["entity_recognition"]:
+        return []
+    types = entities.entity_types(annotations)
+    if not types and not settings["intent_classification"]:
+        raise BertIntentError(
+            "BertIntentClassifier has intent_classification: false, so it only extracts entities, but the "
+            "training data annotates none. Annotate entities (e.g. `- 明天[上海](city)会下雨吗`) or set "
+            "intent_classification: true."
+        )
+    if not types:
+        logger.info("The training data annotates no entities, so BertIntentClassifier learns intents only.")
+    return types
+
+
+def _entity_tags(
+    texts: Sequence[str],
+    intents: Sequence[str],
+    offsets: Sequence[Sequence[Tuple[int, int]]],
+    annotations: Sequence[Sequence[Dict[str, Any]]],
+    types: List[EntityType],
+) -> List[List[int]]:
+    """Each example's token tags; a warning names every annotation that cannot be learned from."""
+    all_tags, problems = [], []
+    for text, intent, token_offsets, text_annotations in zip(texts, intents, offsets, annotations):
+        tags, text_problems = entities.token_tags(text, token_offsets, text_annotations, types)
+        all_tags.append(tags)
+        problems += [f"Training example '{text}' (intent '{intent}'): the entity {problem}." for problem in text_problems]
+    for problem in problems[:_ANNOTATION_WARNINGS]:
+        logger.warning("BertIntentClassifier: %s It is left out of training (the rest of the example is used).", problem)
+    if len(problems) > _ANNOTATION_WARNINGS:
+        logger.warning(
+            "BertIntentClassifier: %d more entity annotations cannot be learned from, for the same reasons.",
+            len(problems) - _ANNOTATION_WARNINGS,
+        )
+    return all_tags
 
 
 def _calibrate(
@@ -198,8 +255,8 @@ def _scores(
 
 
 class _IntentTrainer(Trainer):
-    """Trainer of the encoder and its intent head: class-weighted, label-smoothed cross-entropy and
-    layer-wise learning rates."""
+    """Trainer of the encoder and its heads: class-weighted, label-smoothed cross-entropy of the intent
+    plus the cross-entropy of the entity tags (as in JointBERT), and layer-wise learning rates."""
 
     def __init__(
         self, *args: Any, class_weights: Optional[torch.Tensor], settings: Dict[str, Any], **kwargs: Any
@@ -208,20 +265,27 @@ class _IntentTrainer(Trainer):
         self._class_weights = class_weights
         self._label_smoothing = settings["label_smoothing"]
         self._layer_decay = settings["layerwise_lr_decay"]
+        self._learns_intents = settings["intent_classification"]
 
     def compute_loss(
         self, model: IntentNetwork, inputs: Dict[str, Any], return_outputs: bool = False, **kwargs: Any
     ) -> Any:
-        outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
+        outputs = model(**{key: value for key, value in inputs.items() if key not in ("labels", "entity_tags")})
         # The encoder learns from its own head (the n-gram head is fitted beforehand, in closed form);
         # validation scores what predictions use, both heads together.
         logits = (outputs.encoder_logits if model.training else outputs.logits).float()
         weights = None if self._class_weights is None else self._class_weights.to(logits.device)
-        loss = functional.cross_entropy(
-            logits, inputs["labels"], weight=weights, label_smoothing=self._label_smoothing
-        )
-        # Trainer's evaluation compares every output with the labels: give it the closed-set logits only.
-        return (loss, IntentOutput(logits=outputs.logits)) if return_outputs else loss
+        loss = logits.new_zeros(())
+        if self._learns_intents:
+            loss = functional.cross_entropy(logits, inputs["labels"], weight=weights, label_smoothing=self._label_smoothing)
+        if "entity_tags" in inputs:
+            tag_logits = outputs.encoder_tag_logits if model.training else outputs.tag_logits
+            loss = loss + functional.cross_entropy(
+                tag_logits.reshape(-1, tag_logits.shape[-1]), inputs["entity_tags"].reshape(-1), ignore_index=entities.IGNORED
+            )
+        # Trainer's evaluation compares the outputs with the labels: the closed-set logits and the tag logits.
+        evaluated = IntentOutput(logits=outputs.logits, tag_logits=outputs.tag_logits if "entity_tags" in inputs else None)
+        return (loss, evaluated) if return_outputs else loss
 
     def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -248,7 +312,7 @@ class _KeepBestEpoch(TrainerCallback):
         self.epochs_without_improvement = 0
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Dict[str, float], model: Any = None, **kwargs: Any) -> None:
-        scores = metrics["eval_macro_f1"], metrics["eval_loss"]
+        scores = metrics["eval_selection_score"], metrics["eval_loss"]
         if _improves(*scores, self.best_scores):
             self.best_scores, self.best_epoch, self.epochs_without_improvement = scores, round(state.epoch), 0
             self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
@@ -280,6 +344,7 @@ def _trainer(
     best_epoch: _KeepBestEpoch,
 ) -> _IntentTrainer:
     validating = bool(validation_set)
+    learns_entities = "entity_tags" in train_set[0]
     steps_per_epoch = math.ceil(len(train_set) / (settings["batch_size"] * settings["gradient_accumulation_steps"]))
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     tensorboard = settings["report_to"] == "tensorboard"
@@ -303,6 +368,7 @@ def _trainer(
         eval_strategy="epoch" if validating else "no",
         save_strategy="no",
         report_to="none" if tensorboard else settings["report_to"],
+        label_names=["labels", "entity_tags"] if learns_entities else ["labels"],
     )
     callbacks: List[Any] = [best_epoch]
     if tensorboard:
@@ -315,8 +381,10 @@ def _trainer(
         args=arguments,
         train_dataset=train_set,
         eval_dataset=validation_set or None,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_metrics,
+        data_collator=_PadWithTags(tokenizer),
+        compute_metrics=functools.partial(
+            _metrics, learns_intents=settings["intent_classification"], learns_entities=learns_entities
+        ),
         callbacks=callbacks,
         class_weights=_class_weights(train_labels, network.config.num_labels, settings["class_weights"]),
         settings=settings,
@@ -326,8 +394,29 @@ def _trainer(
     return trainer
 
 
-def _metrics(prediction: EvalPrediction) -> Dict[str, float]:
-    return scores(prediction.label_ids, np.argmax(prediction.predictions, axis=-1))
+class _PadWithTags(DataCollatorWithPadding):
+    """Pads the tokenizer's outputs as DataCollatorWithPadding does, and entity tags with IGNORED."""
+
+    def __call__(self, features: List[Dict[str, Any]]) -> Dict[str, Any]:
+        tags = [feature["entity_tags"] for feature in features if "entity_tags" in feature]
+        batch = super().__call__([{key: value for key, value in feature.items() if key != "entity_tags"} for feature in features])
+        if tags:
+            width = batch["input_ids"].shape[1]
+            batch["entity_tags"] = torch.tensor([row + [entities.IGNORED] * (width - len(row)) for row in tags])
+        return batch
+
+
+def _metrics(prediction: EvalPrediction, learns_intents: bool, learns_entities: bool) -> Dict[str, float]:
+    """Intent accuracy and macro-F1, entity span F1, and the score that picks the best epoch: the
+    intents' macro-F1, the entities' F1, or their mean when both are learned."""
+    if not learns_entities:
+        metrics = scores(prediction.label_ids, np.argmax(prediction.predictions, axis=-1))
+        return {**metrics, "selection_score": metrics["macro_f1"]}
+    (intent_logits, tag_logits), (intent_ids, tag_ids) = prediction.predictions, prediction.label_ids
+    metrics = scores(intent_ids, np.argmax(intent_logits, axis=-1))
+    metrics["entity_f1"] = entities.span_f1(tag_ids, np.argmax(tag_logits, axis=-1))
+    parts = [metrics["macro_f1"]] * learns_intents + [metrics["entity_f1"]]
+    return {**metrics, "selection_score": float(np.mean(parts))}
 
 
 def _class_weights(train_labels: List[int], num_labels: int, mode: str) -> Optional[torch.Tensor]:
@@ -417,6 +506,8 @@ def _summary(
         summary.update(
             best_epoch=best["epoch"], validation_accuracy=best["accuracy"], validation_macro_f1=best["macro_f1"]
         )
+        if "entity_f1" in best:
+            summary.update(validation_entity_f1=best["entity_f1"])
     return summary
 
 
@@ -435,31 +526,48 @@ def _summary_line(summary: Dict[str, Any]) -> str:
         )
     return line + (
         f"; kept the best epoch, {summary['best_epoch']}: validation accuracy "
-        f"{summary['validation_accuracy']:.3f}, macro-F1 {summary['validation_macro_f1']:.3f} "
+        f"{summary['validation_accuracy']:.3f}, macro-F1 {summary['validation_macro_f1']:.3f}"
+        f"{_entity_part(summary)} "
         f"on {summary['validation_examples']} examples; calibrated on them, expected calibration error "
         f"{summary['expected_calibration_error']:.3f}; {threshold} (keeps {summary['threshold_keeps']:.0%} of "
         f"them, {gibberish})."
     )
 
 
+def _entity_part(summary: Dict[str, Any]) -> str:
+    return f", entity F1 {summary['validation_entity_f1']:.3f}" if "validation_entity_f1" in summary else ""
+
+
 def _starting_point(
-    texts: Sequence[str], labels: List[str], settings: Dict[str, Any], start_from: Optional[IntentModel]
+    texts: Sequence[str],
+    labels: List[str],
+    num_tags: int,
+    settings: Dict[str, Any],
+    start_from: Optional[IntentModel],
 ) -> Tuple[PreTrainedTokenizerBase, IntentNetwork, str]:
     """The tokenizer and network training starts from, and a description of them for the log."""
     if start_from is not None:
         return start_from.tokenizer, start_from.network, "the previously trained model (continued)"
     if settings["pretrained"]:
-        tokenizer, network = load_pretrained(settings["model_name"], labels)
+        tokenizer, network = load_pretrained(settings["model_name"], labels, num_tags)
         return tokenizer, network, f"'{settings['model_name']}'"
-    tokenizer, network = build_from_scratch(texts, labels, settings["scratch_size"], settings["max_length"])
+    tokenizer, network = build_from_scratch(texts, labels, settings["scratch_size"], settings["max_length"], num_tags)
     return tokenizer, network, f"a {settings['scratch_size']} BERT from scratch"
 
 
-def _changed_intents_message(trained: Sequence[str], current: Sequence[str]) -> str:
-    added = sorted(set(current) - set(trained))
-    removed = sorted(set(trained) - set(current))
-    return (
-        "BertIntentClassifier cannot continue training the previous model: the intents changed "
-        f"(added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}). "
-        "Train a new model without --finetune."
+def _changed_labels_message(trained: IntentModel, labels: Sequence[str], types: Sequence[EntityType]) -> str:
+    changes = []
+    for what, before, now in (
+        ("intents", trained.labels, labels),
+        ("entity types", [_described(entity_type) for entity_type in trained.entity_types], [_described(entity_type) for entity_type in types]),
+    ):
+        added, removed = sorted(set(now) - set(before)), sorted(set(before) - set(now))
+        if added or removed:
+            changes.append(f"the {what} changed (added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'})")
+    return f"BertIntentClassifier cannot continue training the previous model: {'; '.join(changes)}. Train a new model without --finetune."
+
+
+def _described(entity_type: EntityType) -> str:
+    return entity_type.entity + (f" (role {entity_type.role})" if entity_type.role else "") + (
+        f" (group {entity_type.group})" if entity_type.group else ""
     )

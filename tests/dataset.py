@@ -1,5 +1,6 @@
 """A small Chinese intent dataset for the tests, and writers for the files a Rasa project needs."""
 
+import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
@@ -39,6 +40,34 @@ HELD_OUT: Dict[str, List[str]] = {
 }
 
 
+# Entity annotations in Rasa's markup: cities (with roles in bookings) and alarm times.
+_DEPARTURE, _DESTINATION = '{"entity": "city", "role": "departure"}', '{"entity": "city", "role": "destination"}'
+ENTITY_TRAIN: Dict[str, List[str]] = {
+    "weather": [
+        "[北京](city)明天天气怎么样", "[上海](city)会下雨吗", "今天[广州](city)热不热", "帮我查一下[深圳](city)的天气",
+        "[杭州](city)后天天气", "明天[成都](city)冷吗", "查查[北京](city)的天气预报", "[上海](city)今天多少度",
+        "我想知道[广州](city)明天的天气", "[深圳](city)下雪了吗", "告诉我[杭州](city)天气", "[成都](city)今天有雨吗",
+    ],
+    "alarm": [
+        "设一个[七点](time)的闹钟", "[六点半](time)叫我起床", "明天[八点](time)提醒我", "帮我定[五点](time)的闹钟",
+        "闹钟设在[九点](time)", "[七点半](time)叫醒我", "定个[六点](time)的闹钟", "早上[八点半](time)叫我",
+        "把闹钟改到[五点半](time)", "[九点](time)提醒我开会",
+    ],
+    "book_ticket": [
+        f"订一张从[北京]{_DEPARTURE}到[上海]{_DESTINATION}的机票", f"从[广州]{_DEPARTURE}去[深圳]{_DESTINATION}的火车票",
+        f"买[杭州]{_DEPARTURE}到[成都]{_DESTINATION}的高铁票", f"帮我订[上海]{_DEPARTURE}飞[北京]{_DESTINATION}的机票",
+        f"从[深圳]{_DEPARTURE}到[杭州]{_DESTINATION}", f"订[成都]{_DEPARTURE}去[广州]{_DESTINATION}的票",
+        f"我要从[北京]{_DEPARTURE}去[深圳]{_DESTINATION}", f"买一张[上海]{_DEPARTURE}到[广州]{_DESTINATION}的车票",
+    ],
+    "greet": ["你好", "您好", "嗨", "早上好", "你好呀", "哈喽"],
+}
+ENTITY_HELD_OUT: Dict[str, List[str]] = {
+    "weather": ["[成都](city)明天会下雨吗", "[广州](city)天气怎么样", "查一下[北京](city)明天的天气"],
+    "alarm": ["帮我设一个[八点](time)的闹钟", "[五点](time)叫我起床"],
+    "book_ticket": [f"订从[上海]{_DEPARTURE}到[杭州]{_DESTINATION}的票", f"从[成都]{_DEPARTURE}去[北京]{_DESTINATION}的机票"],
+}
+
+
 def repeated(data: Dict[str, List[str]], times: int) -> Dict[str, List[str]]:
     """`times` numbered variants of every example: enough data for a validation set."""
     return {intent: [f"{text}{number}" for number in range(times) for text in texts] for intent, texts in data.items()}
@@ -51,18 +80,35 @@ def pairs(data: Dict[str, List[str]]) -> Tuple[List[str], List[str]]:
     return texts, intents
 
 
+_MARKUP = re.compile(r"\]\([^)]*\)|\]\{[^}]*\}|\[")
+
+
+def annotated(data: Dict[str, List[str]]) -> Tuple[List[str], List[str], List[List[Dict[str, object]]]]:
+    """(texts, intents, entity annotations) of examples in Rasa's markup, parsed by Rasa itself."""
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+    examples = RasaYAMLReader().reads(_nlu_yaml(data)).intent_examples
+    return [m.get("text") for m in examples], [m.get("intent") for m in examples], [m.get("entities") or [] for m in examples]
+
+
 def characters() -> List[str]:
-    """Every character in the dataset, for building a test vocabulary."""
-    return sorted({char for data in (TRAIN, HELD_OUT) for texts in data.values() for text in texts for char in text})
+    """Every character in the datasets, for building a test vocabulary."""
+    datasets = (TRAIN, HELD_OUT, ENTITY_TRAIN, ENTITY_HELD_OUT)
+    texts = [_MARKUP.sub("", text) for data in datasets for examples in data.values() for text in examples]
+    return sorted({char for text in texts for char in text})
 
 
-def write_nlu_yaml(path: Path, data: Dict[str, List[str]]) -> Path:
-    """Write `data` as a Rasa 3 NLU training file."""
+def _nlu_yaml(data: Dict[str, List[str]]) -> str:
     lines = ['version: "3.1"', "nlu:"]
     for intent, examples in data.items():
         lines += [f"- intent: {intent}", "  examples: |"] + [f"    - {text}" for text in examples]
+    return "\n".join(lines) + "\n"
+
+
+def write_nlu_yaml(path: Path, data: Dict[str, List[str]]) -> Path:
+    """Write `data` (examples may use Rasa's entity markup) as a Rasa 3 NLU training file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(_nlu_yaml(data), encoding="utf-8")
     return path
 
 

@@ -142,6 +142,8 @@ def edit_metadata(change: Callable[[Dict[str, Any]], None]) -> Callable[[Path], 
     (lambda d: (d / "bert_intent.json").unlink(), "bert_intent.json", "Cannot read"),
     (edit_metadata(lambda m: m["labels"].append("extra")), "lists 6", "different models"),
     (edit_metadata(lambda m: m.update(format_version=1)), "bert_intent.json", "another version of bert-intent"),
+    (edit_metadata(lambda m: m.update(format_version=4)), "is format 4", "Retrain it with `rasa train`"),
+    (edit_metadata(lambda m: m.update(entity_types=[{"entity": "city"}])), "3 entity tags", "different models"),
 ])
 def test_damaged_or_foreign_model_files_are_named_in_the_error(
     saved: Path, tmp_path: Path, backend: str, damage: Callable[[Path], None], names: str, says: str

@@ -10,7 +10,7 @@ import pytest
 from rasa.core.agent import Agent
 
 from tests.cli import rasa
-from tests.dataset import HELD_OUT, TRAIN, write_config_yaml, write_nlu_yaml
+from tests.dataset import ENTITY_HELD_OUT, ENTITY_TRAIN, HELD_OUT, TRAIN, write_config_yaml, write_nlu_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +82,47 @@ def test_rasa_test_nlu_writes_the_intent_report(project: Path) -> None:
     assert set(HELD_OUT) <= set(report)
     assert report["accuracy"] >= 0.8
     assert (project / "results" / "intent_confusion_matrix.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def entity_project(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Dict[str, Any]) -> Path:
+    """Annotated entities (roles included), with a synonym and a regex, and Rasa's own extractors beside ours."""
+    path = tmp_path_factory.mktemp("entity-project")
+    write_nlu_yaml(path / "data" / "nlu.yml", ENTITY_TRAIN)
+    with (path / "data" / "nlu.yml").open("a", encoding="utf-8") as nlu:
+        nlu.write(  # RegexEntityExtractor uses the regexes named after an annotated entity
+            "- intent: greet\n  examples: |\n    - 你好，我的电话是[13912345678](phone)\n"
+            "- synonym: Beijing\n  examples: |\n    - 北京\n- regex: phone\n  examples: |\n    - 1[0-9]{10}\n"
+        )
+    write_nlu_yaml(path / "tests" / "nlu.yml", ENTITY_HELD_OUT)
+    pipeline = [
+        {"name": "bert_intent.BertIntentClassifier", **tiny_settings, "epochs": 60},
+        {"name": "RegexEntityExtractor", "use_regexes": True},
+        {"name": "EntitySynonymMapper"},
+    ]
+    write_config_yaml(path / "config.yml", pipeline)
+    rasa(path, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", "models", "--fixed-model-name", "nlu")
+    return path
+
+
+def test_parse_returns_entities_beside_other_extractors_with_synonyms_mapped(entity_project: Path) -> None:
+    result = parse(load_agent(entity_project), "查一下北京明天的天气，电话13800138000")
+    city = next(entity for entity in result["entities"] if entity["entity"] == "city")
+    assert (city["extractor"], city["start"], city["end"], city["value"]) == ("BertIntentClassifier", 3, 5, "Beijing")
+    assert 0.5 < city["confidence_entity"] <= 1 and isinstance(city["confidence_entity"], float)
+    assert {"entity": "phone", "start": 13, "end": 24, "value": "13800138000", "extractor": "RegexEntityExtractor"}.items() <= next(
+        entity for entity in result["entities"] if entity["extractor"] == "RegexEntityExtractor"
+    ).items()
+    booking = parse(load_agent(entity_project), "从深圳到杭州")["entities"]  # a training example: roles come out
+    assert [(entity["value"], entity["role"]) for entity in booking] == [("深圳", "departure"), ("杭州", "destination")]
+    json.dumps(result)
+
+
+def test_rasa_test_nlu_reports_our_entities_without_a_tokenizer(entity_project: Path) -> None:
+    rasa(entity_project, "test", "nlu", "--model", "models/nlu.tar.gz", "--nlu", "tests/nlu.yml", "--out", "results")
+    report = json.loads((entity_project / "results" / "BertIntentClassifier_report.json").read_text(encoding="utf-8"))
+    assert {"city", "time"} <= set(report)
+    assert report["micro avg"]["f1-score"] >= 0.5  # wiring, not quality: a tiny random BERT (benchmarks/entities.py measures quality)
 
 
 def test_works_after_a_tokenizer_and_featurizer(tmp_path: Path, tiny_settings: Dict[str, Any]) -> None:

@@ -1,0 +1,183 @@
+"""Entities as token tags: BIO labels from character annotations, and entities from tag probabilities.
+
+A type is an entity with its role and group (`city` as `destination`), so roles and groups are learned
+as types of their own. Tag 0 is outside any entity; type i has tags 2i + 1 (begins) and 2i + 2 (inside).
+Tokens map to characters through the fast tokenizer's offset mapping, so annotations need no word
+tokenizer and none is dropped for not matching word boundaries.
+"""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+OUTSIDE = 0
+# Tag id of tokens the loss ignores: [CLS], [SEP] and padding (PyTorch's cross-entropy default).
+IGNORED = -100
+
+
+@dataclass(frozen=True)
+class EntityType:
+    """What an entity is: its name, with the role and group it plays when annotated with them."""
+
+    entity: str
+    role: Optional[str] = None
+    group: Optional[str] = None
+
+    @classmethod
+    def of(cls, annotation: Dict[str, Any]) -> "EntityType":
+        return cls(str(annotation["entity"]), _optional_text(annotation.get("role")), _optional_text(annotation.get("group")))
+
+    def sort_key(self) -> Tuple[str, str, str]:
+        return self.entity, self.role or "", self.group or ""
+
+    def to_dict(self) -> Dict[str, Optional[str]]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "EntityType":
+        return cls(**values)
+
+
+def _optional_text(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def begin_tag(type_index: int) -> int:
+    return 2 * type_index + 1
+
+
+def tag_count(types: Sequence[EntityType]) -> int:
+    """Tags of the tagging head: outside, and begins/inside for each type."""
+    return 1 + 2 * len(types)
+
+
+def entity_types(annotations: Iterable[Sequence[Dict[str, Any]]]) -> List[EntityType]:
+    """The sorted types of every annotation (one list of annotations per message)."""
+    return sorted({EntityType.of(annotation) for message in annotations for annotation in message}, key=EntityType.sort_key)
+
+
+def token_tags(
+    text: str,
+    offsets: Sequence[Tuple[int, int]],
+    annotations: Sequence[Dict[str, Any]],
+    types: Sequence[EntityType],
+) -> Tuple[List[int], List[str]]:
+    """The tag of every token (IGNORED for special tokens, whose offsets are (0, 0)) and a description
+    of each annotation that cannot be learned from: bad offsets, an overlap with an earlier one, a
+    boundary inside a token, or no token (cut off at max_length, or only characters the tokenizer drops)."""
+    type_index = {entity_type: index for index, entity_type in enumerate(types)}
+    tags = [OUTSIDE if end > start else IGNORED for start, end in offsets]
+    taken = [False] * len(text)
+    problems = []
+    for annotation in sorted(annotations, key=lambda item: (item.get("start", 0), item.get("end", 0))):
+        start, end = annotation.get("start"), annotation.get("end")
+        described = f"'{annotation.get('value', '')}' ({annotation.get('entity')})"
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            problems.append(f"{described} has character offsets {start}-{end} outside the text")
+            continue
+        if any(taken[start:end]):
+            problems.append(f"{described} overlaps another entity, and a character can be in only one")
+            continue
+        inside = [index for index, (first, last) in enumerate(offsets) if last > first and first < end and last > start]
+        if any(offsets[index][0] < start or offsets[index][1] > end for index in inside):
+            problems.append(f"{described} begins or ends inside a token of the tokenizer")
+            continue
+        if not inside:
+            problems.append(f"{described} covers no token (it is past max_length, or the tokenizer drops its characters)")
+            continue
+        begin = begin_tag(type_index[EntityType.of(annotation)])
+        for position, index in enumerate(inside):
+            tags[index] = begin if position == 0 else begin + 1
+        taken[start:end] = [True] * (end - start)
+    return tags, problems
+
+
+def spans(tags: Sequence[int]) -> List[Tuple[int, int, int]]:
+    """(type index, first token, last token) of each entity in a tag sequence: an entity starts at a
+    begins tag (or an inside tag after anything but its own type) and continues over inside tags of
+    its type. IGNORED tokens end an entity."""
+    found: List[Tuple[int, int, int]] = []
+    current: Optional[List[int]] = None
+    for position, tag in enumerate(int(tag) for tag in tags):
+        if current is not None and tag == begin_tag(current[0]) + 1:
+            current[2] = position
+            continue
+        if current is not None:
+            found.append((current[0], current[1], current[2]))
+        current = [(tag - 1) // 2, position, position] if tag not in (OUTSIDE, IGNORED) else None
+    if current is not None:
+        found.append((current[0], current[1], current[2]))
+    return found
+
+
+def span_f1(true_tags: Iterable[Sequence[int]], predicted_tags: Iterable[Sequence[int]]) -> float:
+    """Micro-F1 of exact entity spans (type and boundaries) over messages; 1 when neither side has any."""
+    true_count = predicted_count = right = 0
+    for truth, prediction in zip(true_tags, predicted_tags):
+        kept = [tag != IGNORED for tag in truth]
+        true_spans = set(spans(truth))
+        predicted_spans = set(spans([tag if keep else IGNORED for tag, keep in zip(prediction, kept)]))
+        true_count, predicted_count = true_count + len(true_spans), predicted_count + len(predicted_spans)
+        right += len(true_spans & predicted_spans)
+    return 1.0 if true_count + predicted_count == 0 else 2 * right / (true_count + predicted_count)
+
+
+def allowed_transitions(num_tags: int) -> np.ndarray:
+    """(previous tag, tag): whether a tag may follow another; inside tags only follow their type's."""
+    allowed = np.ones((num_tags, num_tags), dtype=bool)
+    for inside in range(2, num_tags, 2):
+        allowed[:, inside] = False
+        allowed[[inside - 1, inside], inside] = True
+    return allowed
+
+
+def best_tags(probabilities: np.ndarray) -> np.ndarray:
+    """The most likely tag sequence (tokens x tags probabilities) in which every entity starts with its
+    begins tag (Viterbi over the tokens' log-probabilities)."""
+    num_tokens, num_tags = probabilities.shape
+    log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
+    forbidden = np.where(allowed_transitions(num_tags), 0.0, -np.inf)
+    starts_inside = np.where(allowed_transitions(num_tags)[OUTSIDE], 0.0, -np.inf)
+    scores = log_probabilities[0] + starts_inside
+    back = np.zeros((num_tokens, num_tags), dtype=int)
+    for position in range(1, num_tokens):
+        candidates = scores[:, None] + forbidden
+        back[position] = candidates.argmax(axis=0)
+        scores = candidates.max(axis=0) + log_probabilities[position]
+    tags = [int(scores.argmax())]
+    for position in range(num_tokens - 1, 0, -1):
+        tags.append(int(back[position, tags[-1]]))
+    return np.array(tags[::-1])
+
+
+def decode(
+    text: str,
+    offsets: Sequence[Tuple[int, int]],
+    probabilities: np.ndarray,
+    types: Sequence[EntityType],
+) -> List[Dict[str, Any]]:
+    """Entities from tag probabilities (tokens x tags, special tokens included): the most likely valid
+    tag sequence (`best_tags`) of the text's tokens. An entity's confidence is the mean probability
+    of its tokens' tags."""
+    tokens = [index for index, (start, end) in enumerate(offsets) if end > start]
+    if not tokens:
+        return []
+    tags = best_tags(probabilities[tokens])
+    entities = []
+    for type_index, first, last in spans(tags):
+        start, end = int(offsets[tokens[first]][0]), int(offsets[tokens[last]][1])
+        entity_type = types[type_index]
+        entity: Dict[str, Any] = {
+            "entity": entity_type.entity,
+            "start": start,
+            "end": end,
+            "value": text[start:end],
+            "confidence_entity": float(np.mean([probabilities[tokens[index], tags[index]] for index in range(first, last + 1)])),
+        }
+        if entity_type.role is not None:
+            entity["role"] = entity_type.role
+        if entity_type.group is not None:
+            entity["group"] = entity_type.group
+        entities.append(entity)
+    return entities

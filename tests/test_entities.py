@@ -1,0 +1,163 @@
+"""Entities: tags from character annotations, spans from tags, and the trained entity head."""
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+import torch
+
+from bert_intent import entities
+from bert_intent.entities import IGNORED, OUTSIDE, EntityType
+from bert_intent.errors import BertIntentError
+from bert_intent.model import IntentModel
+from bert_intent.scratch import build_from_scratch
+from bert_intent.settings import validate
+from bert_intent.training import fine_tune
+from tests.dataset import ENTITY_HELD_OUT, ENTITY_TRAIN, annotated, characters
+
+CITY, TIME = EntityType("city"), EntityType("time")
+DEPARTURE = EntityType("city", role="departure")
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Any:
+    return build_from_scratch(characters() + list("abcdefghijklmnopqrstuvwxyz"), ["a", "b"], "tiny", max_length=16)[0]
+
+
+def offsets(tokenizer: Any, text: str) -> List[tuple]:
+    return tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=16)["offset_mapping"]
+
+
+def test_tags_come_from_character_offsets(tokenizer: Any) -> None:
+    text = "从北京去上海"
+    annotations = [
+        {"start": 1, "end": 3, "value": "北京", "entity": "city", "role": "departure"},
+        {"start": 4, "end": 6, "value": "上海", "entity": "city"},
+    ]
+    types = entities.entity_types([annotations])
+    assert types == [CITY, DEPARTURE]
+    tags, problems = entities.token_tags(text, offsets(tokenizer, text), annotations, types)
+    begin_city, begin_departure = entities.begin_tag(0), entities.begin_tag(1)
+    assert tags == [IGNORED, OUTSIDE, begin_departure, begin_departure + 1, OUTSIDE, begin_city, begin_city + 1, IGNORED]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    "text, annotation, problem",
+    [
+        ("北京天气", {"start": 2, "end": 9, "value": "x", "entity": "city"}, "outside the text"),
+        ("hello北京", {"start": 0, "end": 3, "value": "hel", "entity": "city"}, "inside a token"),
+        ("北京天气" + "好" * 30, {"start": 20, "end": 22, "value": "好好", "entity": "city"}, "past max_length"),
+        ("北京 天气", {"start": 2, "end": 3, "value": " ", "entity": "city"}, "covers no token"),
+    ],
+)
+def test_annotations_that_cannot_be_learned_are_described(tokenizer: Any, text: str, annotation: Dict[str, Any], problem: str) -> None:
+    tags, problems = entities.token_tags(text, offsets(tokenizer, text), [annotation], [CITY])
+    assert len(problems) == 1 and problem in problems[0]
+    assert set(tags) <= {IGNORED, OUTSIDE}
+
+
+def test_an_overlapping_annotation_is_described_and_the_first_kept(tokenizer: Any) -> None:
+    text = "北京天气"
+    first = {"start": 0, "end": 2, "value": "北京", "entity": "city"}
+    tags, problems = entities.token_tags(text, offsets(tokenizer, text), [first, {**first, "end": 3}], [CITY])
+    assert tags[1:3] == [entities.begin_tag(0), entities.begin_tag(0) + 1]
+    assert len(problems) == 1 and "overlaps" in problems[0]
+
+
+def test_decoding_gives_spans_with_offsets_values_roles_and_confidences(tokenizer: Any) -> None:
+    text = "从北京去上海"
+    token_offsets = offsets(tokenizer, text)
+    tags = [OUTSIDE, OUTSIDE, 3, 4, OUTSIDE, 1, 2, OUTSIDE]
+    probabilities = np.eye(entities.tag_count([CITY, DEPARTURE]))[tags] * 0.9 + 0.02
+    found = entities.decode(text, token_offsets, probabilities, [CITY, DEPARTURE])
+    assert [(e["entity"], e.get("role"), e["start"], e["end"], e["value"]) for e in found] == [
+        ("city", "departure", 1, 3, "北京"), ("city", None, 4, 6, "上海"),
+    ]
+    assert all(e["confidence_entity"] == pytest.approx(0.92) for e in found)
+
+
+def test_decoding_keeps_entities_whole() -> None:
+    """An inside tag may only follow its own type's begins or inside tag: the best valid sequence wins."""
+    # 北 leans to B-departure, 京 to I-city: the valid reading is a departure (0.5 * 0.4 > 0.3 * 0.5).
+    probabilities = np.array([
+        [0.1, 0.1, 0.2, 0.6, 0.0],  # [CLS]
+        [0.0, 0.3, 0.0, 0.5, 0.2],
+        [0.0, 0.0, 0.5, 0.1, 0.4],
+        [1.0, 0.0, 0.0, 0.0, 0.0],  # [SEP]
+    ])
+    found = entities.decode("北京", [(0, 0), (0, 1), (1, 2), (0, 0)], probabilities, [CITY, DEPARTURE])
+    assert [(e["entity"], e.get("role"), e["value"]) for e in found] == [("city", "departure", "北京")]
+    assert found[0]["confidence_entity"] == pytest.approx(0.45)
+
+
+def test_span_f1_counts_exact_spans_only() -> None:
+    truth = [[IGNORED, 1, 2, OUTSIDE, IGNORED], [IGNORED, OUTSIDE, IGNORED]]
+    assert entities.span_f1(truth, [[0, 1, 2, 0, 0], [0, 0, 0]]) == 1.0
+    assert entities.span_f1(truth, [[0, 1, 0, 0, 0], [0, 1, 0]]) == 0.0
+    assert entities.span_f1([[IGNORED, OUTSIDE, IGNORED]], [[1, 0, 1]]) == 1.0  # predictions on ignored tokens do not count
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_settings: Dict[str, Any]) -> IntentModel:
+    texts, intents, annotations = annotated(ENTITY_TRAIN)
+    return fine_tune(texts, intents, validate({**tiny_settings, "epochs": 60}), annotations=annotations)
+
+
+def spans(found: List[List[Dict[str, Any]]]) -> List[set]:
+    return [{(e["start"], e["end"], e["entity"], e.get("role")) for e in message} for message in found]
+
+
+def test_the_entity_head_finds_known_values_in_new_sentences(trained: IntentModel) -> None:
+    texts, intents, annotations = annotated(ENTITY_HELD_OUT)
+    predictions = trained.predict(texts)
+    found, gold = spans(predictions.entities), spans(annotations)
+    right = sum(len(a & b) for a, b in zip(found, gold))
+    assert 2 * right / (sum(map(len, found)) + sum(map(len, gold))) >= 0.8  # span F1 of a tiny random BERT
+    assert [trained.labels[row.argmax()] for row in predictions.confidences] == intents
+    assert trained.entity_types == [CITY, DEPARTURE, EntityType("city", role="destination"), TIME]
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_saved_models_find_the_same_entities(trained: IntentModel, backend: str, tmp_path: Path) -> None:
+    texts = annotated(ENTITY_HELD_OUT)[0] + ["", "x" * 500]
+    trained.save(tmp_path)
+    loaded = IntentModel.load(tmp_path, torch.device("cpu"), backend)
+    assert spans(loaded.predict(texts).entities) == spans(trained.predict(texts).entities)
+
+
+def test_training_warns_about_each_annotation_it_cannot_use(tiny_settings: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    texts, intents, annotations = annotated(ENTITY_TRAIN)
+    annotations[0] = annotations[0] + [{"start": 0, "end": 99, "value": "?", "entity": "city"}]
+    with caplog.at_level(logging.WARNING, logger="bert_intent"):
+        fine_tune(texts, intents, validate({**tiny_settings, "epochs": 1}), annotations=annotations)
+    assert any(texts[0] in record.message and "outside the text" in record.message for record in caplog.records)
+
+
+def test_entity_recognition_false_learns_intents_only(tiny_settings: Dict[str, Any]) -> None:
+    texts, intents, annotations = annotated(ENTITY_TRAIN)
+    model = fine_tune(texts, intents, validate({**tiny_settings, "epochs": 1, "entity_recognition": False}), annotations=annotations)
+    assert model.entity_types == [] and model.predict(texts[:2]).entities == [[], []]
+
+
+def test_entities_only_without_annotations_is_a_clear_error(tiny_settings: Dict[str, Any]) -> None:
+    texts, intents, _ = annotated(ENTITY_TRAIN)
+    with pytest.raises(BertIntentError, match="annotates none"):
+        fine_tune(texts, intents, validate({**tiny_settings, "intent_classification": False}))
+
+
+def test_a_single_intent_with_entities_trains_the_entity_head(tiny_settings: Dict[str, Any]) -> None:
+    texts, _, annotations = annotated({"weather": ENTITY_TRAIN["weather"]})
+    model = fine_tune(texts, ["weather"] * len(texts), validate({**tiny_settings, "epochs": 30}), annotations=annotations)
+    predictions = model.predict(["[成都]明天冷吗".replace("[", "").replace("]", "")])
+    np.testing.assert_array_equal(predictions.confidences, [[1.0]])
+    assert [e["value"] for e in predictions.entities[0]] == ["成都"]
+
+
+def test_continuing_with_changed_entity_types_names_them(trained: IntentModel, tiny_settings: Dict[str, Any]) -> None:
+    texts, intents, annotations = annotated(ENTITY_TRAIN)
+    renamed = [[{**a, "entity": "hour"} if a["entity"] == "time" else a for a in message] for message in annotations]
+    with pytest.raises(BertIntentError, match=r"entity types changed \(added: hour; removed: time\)"):
+        fine_tune(texts, intents, validate(tiny_settings), start_from=trained, annotations=renamed)
