@@ -6,6 +6,7 @@ Tokens map to characters through the fast tokenizer's offset mapping, so annotat
 tokenizer and none is dropped for not matching word boundaries.
 """
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -123,13 +124,16 @@ def span_f1(true_tags: Iterable[Sequence[int]], predicted_tags: Iterable[Sequenc
     return 1.0 if true_count + predicted_count == 0 else 2 * right / (true_count + predicted_count)
 
 
-def allowed_transitions(num_tags: int) -> np.ndarray:
-    """(previous tag, tag): whether a tag may follow another; inside tags only follow their type's."""
-    allowed = np.ones((num_tags, num_tags), dtype=bool)
+@functools.lru_cache(maxsize=None)
+def _transition_penalties(num_tags: int) -> np.ndarray:
+    """(previous tag, tag): 0 where a tag may follow another, -inf where not (an inside tag only
+    follows its own type's begins or inside tag); built once per tag count, not per message."""
+    penalties = np.zeros((num_tags, num_tags))
     for inside in range(2, num_tags, 2):
-        allowed[:, inside] = False
-        allowed[[inside - 1, inside], inside] = True
-    return allowed
+        penalties[:, inside] = -np.inf
+        penalties[[inside - 1, inside], inside] = 0.0
+    penalties.flags.writeable = False
+    return penalties
 
 
 def best_tags(probabilities: np.ndarray) -> np.ndarray:
@@ -137,9 +141,8 @@ def best_tags(probabilities: np.ndarray) -> np.ndarray:
     begins tag (Viterbi over the tokens' log-probabilities)."""
     num_tokens, num_tags = probabilities.shape
     log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
-    forbidden = np.where(allowed_transitions(num_tags), 0.0, -np.inf)
-    starts_inside = np.where(allowed_transitions(num_tags)[OUTSIDE], 0.0, -np.inf)
-    scores = log_probabilities[0] + starts_inside
+    forbidden = _transition_penalties(num_tags)
+    scores = log_probabilities[0] + forbidden[OUTSIDE]  # the first token starts like one after "outside"
     back = np.zeros((num_tokens, num_tags), dtype=int)
     for position in range(1, num_tokens):
         candidates = scores[:, None] + forbidden

@@ -15,8 +15,7 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
-from bert_intent import onnx_network
-from bert_intent import entities
+from bert_intent import entities, onnx_network
 from bert_intent.confidence import Calibration
 from bert_intent.entities import EntityType
 from bert_intent.errors import ModelLoadError

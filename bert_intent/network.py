@@ -202,9 +202,7 @@ class IntentNetwork(nn.Module):
         )
         model = LogisticRegression(C=NGRAM_C, class_weight="balanced" if balanced else None, max_iter=1000)
         model.fit(features, np.asarray(label_ids))
-        coefficients, intercept = model.coef_, model.intercept_
-        if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: logits (-z/2, z/2)
-            coefficients, intercept = np.vstack([-coefficients, coefficients]) / 2, np.hstack([-intercept, intercept]) / 2
+        coefficients, intercept = _class_rows(model)
         with torch.no_grad():
             self.ngram_weights.copy_(torch.from_numpy(coefficients.T.astype(np.float32)))
             self.ngram_bias.copy_(torch.from_numpy(intercept.astype(np.float32)))
@@ -226,10 +224,7 @@ class IntentNetwork(nn.Module):
         if len(present) > 1:
             model = LogisticRegression(C=TAG_NGRAM_C, max_iter=1000)
             model.fit(features, token_tags)
-            fitted, fitted_intercept = model.coef_, model.intercept_
-            if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: logits (-z/2, z/2)
-                fitted, fitted_intercept = np.vstack([-fitted, fitted]) / 2, np.hstack([-fitted_intercept, fitted_intercept]) / 2
-            coefficients[model.classes_], intercept[model.classes_] = fitted, fitted_intercept
+            coefficients[model.classes_], intercept[model.classes_] = _class_rows(model)
         else:
             intercept[present] = 0.0
         with torch.no_grad():
@@ -259,6 +254,15 @@ def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tupl
         buckets.append((hashes + order * _ORDER_OFFSET) % NGRAM_BUCKETS)
         present.append(mask)
     return torch.cat(buckets, dim=1), torch.cat(present, dim=1)
+
+
+def _class_rows(model: LogisticRegression) -> Tuple[np.ndarray, np.ndarray]:
+    """A fitted model's (coefficients, intercept) with one row per class: scikit-learn keeps a single
+    row for two classes, which are the logits (-z/2, z/2)."""
+    coefficients, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:
+        return np.vstack([-coefficients, coefficients]) / 2, np.hstack([-intercept, intercept]) / 2
+    return coefficients, intercept
 
 
 def tag_ngram_buckets(input_ids: torch.Tensor) -> torch.Tensor:

@@ -136,11 +136,7 @@ def fine_tune(
     epochs, epochs_reason = _planned_epochs(len(train_set), settings, epoch_fraction)
     learning_rate, rate_reason = _learning_rate(network.config.hidden_size, settings)
     settings = {**settings, "max_length": max_length, "epochs": epochs, "learning_rate": learning_rate}
-    if len(labels) > 1:
-        _fit_ngrams(network, tokenizer, train_set, settings["class_weights"] == "balanced")
-    if types:
-        batch = _PadWithTags(tokenizer, return_tensors="pt")(train_set)
-        network.fit_tag_ngrams(batch["input_ids"], batch["entity_tags"], entities.IGNORED)
+    _fit_closed_form_heads(network, tokenizer, train_set, settings["class_weights"] == "balanced")
     logger.info(
         "Training %s on %d examples of %d intents and %d entity types (%d held out for validation) for up "
         "to %d epochs (%s) at learning rate %.1e (%s) on %s.",
@@ -476,13 +472,17 @@ def _learning_rate(hidden_size: int, settings: Dict[str, Any]) -> Tuple[float, s
     return rate, f"chosen for hidden size {hidden_size}"
 
 
-def _fit_ngrams(network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, train_set: List[Dict[str, Any]], balanced: bool) -> None:
-    """Fit the network's n-gram head on the training examples (on the CPU, in closed form)."""
-    batch = DataCollatorWithPadding(tokenizer, return_tensors="pt")(
-        [{"input_ids": example["input_ids"], "attention_mask": example["attention_mask"]} for example in train_set]
-    )
-    label_ids = [example["labels"] for example in train_set]
-    network.fit_ngrams(batch["input_ids"], batch["attention_mask"], label_ids, balanced, tokenizer.unk_token_id)
+def _fit_closed_form_heads(
+    network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, train_set: List[Dict[str, Any]], balanced: bool
+) -> None:
+    """Fit the network's intent n-gram head (with several intents) and lexical tag head (with entity
+    tags) on the training examples, padded once (on the CPU, in closed form)."""
+    batch = _PadWithTags(tokenizer, return_tensors="pt")(train_set)
+    if network.config.num_labels > 1:
+        label_ids = [example["labels"] for example in train_set]
+        network.fit_ngrams(batch["input_ids"], batch["attention_mask"], label_ids, balanced, tokenizer.unk_token_id)
+    if "entity_tags" in batch:
+        network.fit_tag_ngrams(batch["input_ids"], batch["entity_tags"], entities.IGNORED)
 
 
 def _summary(
