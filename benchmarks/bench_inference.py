@@ -257,7 +257,8 @@ def trained_bot(storage: Path) -> Dict[str, float]:
     model = fine_tune([m.get("text") for m in examples], [m.get("intent") for m in examples],
                       settings.validate({**config, "device": "cpu"}))
     for name, quantize in (("bot_int8", True), ("bot_float32", False)):
-        IntentModel(model.labels, {**model.settings, "quantize": quantize}, model.tokenizer, model.network).save(storage / name)
+        IntentModel(model.labels, {**model.settings, "quantize": quantize}, model.tokenizer, model.network,
+                    calibration=model.calibration, combinations=model.combinations).save(storage / name)
     expected = [intent for _, intent in held_out()]
     accuracy = {
         f"held_out_accuracy_{name}": round(sum(a == b for a, b in zip(predictions(storage / f"bot_{name}", backend), expected)) / len(expected), 4)

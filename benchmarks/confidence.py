@@ -1,7 +1,7 @@
 """Open-world confidence: calibration, out-of-scope and gibberish detection, through `rasa train nlu`.
 
     .venv/bin/python benchmarks/confidence.py [--known 0.25 0.5 0.75] [--seeds 3] [--datasets cais bot]
-                                              [--systems ours softmax diet] [--softmax-ref e896fd6]
+                                              [--systems ours before diet] [--before-ref 6e6f5bd]
                                               [--per-intent 300]
 
 Open-intent protocol: for each dataset, share of known intents and seed, every system is trained with
@@ -14,8 +14,8 @@ Open-intent protocol: for each dataset, share of known intents and seed, every s
 - `bot`: the example bot; every intent but `out_of_scope` is known, its test messages are the
   out-of-scope ones (`--known` does not apply).
 
-Systems: `ours` (this checkout, only `model_name` set, to the pretrained stand-in), `softmax` (the
-component at `--softmax-ref`, whose confidence is the softmax of the network: today's behaviour) and
+Systems: `ours` (this checkout, only `model_name` set, to the pretrained stand-in), `before` (the
+component at `--before-ref`, by default the last one with constant head weights and calibration) and
 `diet` (JiebaTokenizer + CountVectorsFeaturizer char_wb 1-4 + DIETClassifier, 100 epochs).
 
 Columns (medians over seeds): in-scope accuracy; ECE of the top confidence on in-scope messages;
@@ -24,7 +24,9 @@ the threshold that keeps 95 % of in-scope ones (FPR95); and at a threshold: in-s
 with their correct intent, out-of-scope and gibberish caught (below it), and open-class macro-F1
 (the known intents plus "open" for messages below it, as in ADB). The threshold is ours's recommended
 one (from its training summary); the baselines recommend none, so they get the one that keeps 95 % of
-their in-scope test messages, chosen on the test set itself (in their favour).
+their in-scope test messages, chosen on the test set itself (in their favour). For `ours`, each part of
+the network is also read alone on the in-scope messages (`bert_intent.parts`): intent accuracy of the
+encoder head, the n-gram head and the served model, the weights and the epochs kept of those planned.
 """
 
 import argparse
@@ -42,8 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from few_shot import (  # noqa: E402
-    DATASETS, DIET_PIPELINE, PROXY, REPOSITORY, SHARED, Examples, draw, export_package, run_job, train_nlu_model,
-    worker_or_skip,
+    DATASETS, DIET_PIPELINE, PROXY, REPOSITORY, SHARED, Examples, draw, export_package, parts_cell, read_parts, run_job,
+    train_nlu_model, worker_or_skip,
 )
 
 GIBBERISH_MESSAGES = 300
@@ -66,7 +68,9 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
             return [[result["intent"]["name"], float(result["intent"]["confidence"])] for result in results]
 
         parsed = {part: asyncio.run(parse(job[part])) for part in ("in_scope", "out_of_scope", "gibberish")}
-        return {**parsed, "recommended_threshold": _recommended_threshold(Path(model))}
+        in_scope = list(zip(job["in_scope"], job["in_scope_intents"]))
+        model_parts = read_parts(Path(model), scratch, in_scope) if job["system"] == "ours" else {}
+        return {**parsed, "recommended_threshold": _recommended_threshold(Path(model)), "parts": model_parts}
 
 
 def _recommended_threshold(archive: Path) -> Optional[float]:
@@ -94,6 +98,7 @@ def metrics(parsed: Dict[str, object], in_scope_intents: List[str], known: List[
     predicted = [name if confidence >= threshold else "open"
                  for name, confidence in parsed["in_scope"] + parsed["out_of_scope"]]
     return {
+        **parsed["parts"],
         "accuracy": float(correct.mean()),
         "ece": expected_calibration_error(inside, correct),
         "auroc": float(roc_auc_score(np.r_[np.ones(len(inside)), np.zeros(len(outside))], np.r_[inside, outside])),
@@ -128,8 +133,8 @@ def main() -> None:
     parser.add_argument("--known", nargs="+", type=float, default=[0.25, 0.5, 0.75])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--systems", nargs="+", default=["ours", "softmax", "diet"], choices=["ours", "softmax", "diet"])
-    parser.add_argument("--softmax-ref", default="e896fd6", help="git revision of the `softmax` component")
+    parser.add_argument("--systems", nargs="+", default=["ours", "before", "diet"], choices=["ours", "before", "diet"])
+    parser.add_argument("--before-ref", default="6e6f5bd", help="git revision of the `before` component")
     parser.add_argument("--per-intent", type=int, default=300, help="CAIS training examples per intent, at most")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -138,10 +143,10 @@ def main() -> None:
     sys.path.insert(0, str(REPOSITORY))
     from bert_intent.confidence import gibberish
 
-    with tempfile.TemporaryDirectory(prefix="confidence-softmax-") as softmax_root:
-        roots = {"ours": REPOSITORY, "diet": REPOSITORY, "softmax": Path(softmax_root)}
-        if "softmax" in arguments.systems:
-            export_package(arguments.softmax_ref, softmax_root)
+    with tempfile.TemporaryDirectory(prefix="confidence-before-") as before_root:
+        roots = {"ours": REPOSITORY, "diet": REPOSITORY, "before": Path(before_root)}
+        if "before" in arguments.systems:
+            export_package(arguments.before_ref, before_root)
         print(f"{'dataset':<7} {'known':>5} {'system':<8} " + " ".join(f"{column:>9}" for column in COLUMNS), flush=True)
         for dataset in arguments.datasets:
             for known_share in (arguments.known if dataset == "cais" else [1.0]):
@@ -152,6 +157,7 @@ def main() -> None:
                         job = {
                             "name": f"{dataset} {known_share} {system} seed {seed}", "system": system, "seed": seed,
                             "train": data["train"], "in_scope": [text for text, _ in data["in_scope"]],
+                            "in_scope_intents": [intent for _, intent in data["in_scope"]],
                             "out_of_scope": [text for text, _ in data["out_of_scope"]],
                             "gibberish": gibberish(GIBBERISH_MESSAGES, 1000 + seed),
                         }
@@ -162,7 +168,7 @@ def main() -> None:
                               flush=True)
                     median = {column: statistics.median(run[column] for run in runs) for column in COLUMNS}
                     print(f"{dataset:<7} {known_share:>5.2f} {system:<8} "
-                          + " ".join(f"{median[column]:>9.3f}" for column in COLUMNS), flush=True)
+                          + " ".join(f"{median[column]:>9.3f}" for column in COLUMNS) + parts_cell(runs), flush=True)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ Columns (medians over seeds; each seed's numbers are printed as it ends):
   not compared (synonym mapping does not matter);
 - `frame`: share of test messages with the right intent AND exactly the gold set of spans;
 - `train s`: seconds of `rasa train nlu`;
+- for `ours`, printed per seed: the span F1 of each tag head alone and of both combined on the test
+  messages (each token's most probable tag, `bert_intent.parts`) and the tag weights training chose;
 - `misaligned`: training messages Rasa warned about ("Misaligned entity annotation": an entity whose
   boundaries are not token boundaries of the pipeline's tokenizer, so that the extractor cannot learn
   it exactly), out of the training messages with entities.
@@ -151,8 +153,21 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
                     for result in results]
 
         predicted = asyncio.run(parse(job["test"]))
+        tag_parts = read_tag_parts(Path(model), scratch, job) if job["system"] == "ours" else {}
     misaligned = sum("Misaligned entity annotation" in str(warning.message) for warning in caught)
-    return {"predicted": predicted, "seconds": seconds, "misaligned": misaligned}
+    return {"predicted": predicted, "seconds": seconds, "misaligned": misaligned, "parts": tag_parts}
+
+
+def read_tag_parts(archive: Path, scratch: str, job: Dict[str, object]) -> Dict[str, float]:
+    """Span F1 of each tag head alone and combined on the test messages (`bert_intent.parts`), and
+    the tag weights training chose."""
+    from bert_intent import parts
+
+    with tempfile.TemporaryDirectory(dir=scratch) as unpacked:
+        model = parts.load_from_archive(archive, Path(unpacked))
+    result = parts.evaluate_entities(model, job["test"], job["test_entities"])
+    weights = result.pop("tag_weights")
+    return {**result, "tag_weight_encoder": weights["encoder"], "tag_weight_ngrams": weights["ngrams"]}
 
 
 def f1(true_positives: int, false_positives: int, false_negatives: int) -> Tuple[float, float, float]:
@@ -224,9 +239,10 @@ def main() -> None:
             for seed in range(1, arguments.seeds + 1):
                 nlu, with_entities = training_file(train, train_path, 0 if dataset == "bot" else arguments.per_intent, seed)
                 job = {"name": f"{dataset} {system} seed {seed}", "seed": seed, "pipeline": pipeline(system),
-                       "test": texts, **nlu}
+                       "test": texts, "system": system, **nlu,
+                       "test_entities": [message.get("entities") or [] for message in test.intent_examples]}
                 result = run_job(job, REPOSITORY, __file__)
-                runs.append({**score(gold, result["predicted"], system != "ours_intent_only"),
+                runs.append({**score(gold, result["predicted"], system != "ours_intent_only"), **result["parts"],
                              "seconds": result["seconds"], "misaligned": result["misaligned"], "with_entities": with_entities})
                 print(f"  {job['name']}: " + json.dumps(
                     {key: round(value, 3) if isinstance(value, float) else value

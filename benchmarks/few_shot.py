@@ -1,7 +1,8 @@
 """Few-shot intent accuracy: bert-intent with its defaults against Rasa's DIET, through `rasa train nlu`.
 
     .venv/bin/python benchmarks/few_shot.py [--k 5 10 20 all] [--draws 3] [--datasets cais bot]
-                                            [--systems defaults diet before] [--before-ref 179c5e1]
+                                            [--systems defaults diet before] [--before-ref 6e6f5bd]
+                                            [--first-draw 1]
 
 For each dataset, each k (examples per intent, drawn at random from the training split; `all` takes
 every example) and each draw (seeded: the same examples for every system), every system is trained
@@ -10,7 +11,12 @@ with `rasa train nlu` in a fresh subprocess and scores the test split through `A
 - `defaults`: this checkout's `bert_intent.BertIntentClassifier` with only `model_name` set, to the
   pretrained stand-in ../shared/models/zh-bert-mini-proxy;
 - `diet`: JiebaTokenizer + CountVectorsFeaturizer (char_wb, 1-4) + DIETClassifier (100 epochs);
-- `before`: the component as it was at `--before-ref` (exported from git), also with only `model_name`.
+- `before`: the component as it was at `--before-ref` (exported from git; by default the last one
+  with constant head weights and calibration), also with only `model_name`.
+
+For `defaults`, each part of the network is also read alone on the same test messages
+(`bert_intent.parts`): the encoder head, the n-gram head and the served model, with the weights and
+the epoch training chose (`best epoch / planned`).
 
 Datasets: `cais` (../shared/datasets/cais: train.csv / test.csv; test messages of intents absent from
 a draw are left out) and `bot` (example_bot/data/nlu.yml / example_bot/tests/nlu_test.yml). The table
@@ -142,12 +148,41 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
         known = sorted({intent for _, intent in job["train"]})
         test = [(text, intent) for text, intent in job["test"] if intent in known]
         predicted = asyncio.run(predict([text for text, _ in test]))
+        model_parts = read_parts(Path(model), scratch, test) if job.get("parts") else {}
     gold = [intent for _, intent in test]
     return {
         "accuracy": accuracy_score(gold, predicted),
         "macro_f1": f1_score(gold, predicted, average="macro", labels=known, zero_division=0),
         "seconds": seconds,
+        **model_parts,
     }
+
+
+PART_COLUMNS = ("encoder", "ngrams", "served", "encoder_weight", "ngram_weight", "best_epoch", "epochs")
+
+
+def read_parts(archive: Path, scratch: str, test: Examples) -> Dict[str, float]:
+    """Each part's intent accuracy on `test` (`bert_intent.parts`), the weights and the epoch training chose."""
+    from bert_intent import parts
+
+    with tempfile.TemporaryDirectory(dir=scratch) as unpacked:
+        model = parts.load_from_archive(archive, Path(unpacked))
+    result = parts.evaluate(model, [text for text, _ in test], [intent for _, intent in test])
+    return {
+        "encoder": result["encoder"], "ngrams": result["ngrams"], "served": result["served"],
+        "encoder_weight": result["intent_weights"]["encoder"], "ngram_weight": result["intent_weights"]["ngrams"],
+        "best_epoch": model.summary.get("best_epoch", model.summary["epochs"]), "epochs": model.summary["epochs"],
+    }
+
+
+def parts_cell(runs: List[Dict[str, object]]) -> str:
+    """Medians of each part's accuracy, the weights and the epochs kept of those planned, per draw."""
+    if "encoder" not in runs[0]:
+        return ""
+    median = {key: statistics.median(run[key] for run in runs) for key in PART_COLUMNS[:5]}
+    epochs = ",".join(f"{run['best_epoch']}/{run['epochs']}" for run in runs)
+    return (f"  parts: encoder {median['encoder']:.3f} n-grams {median['ngrams']:.3f} served {median['served']:.3f}"
+            f" weights {median['encoder_weight']:.2f}/{median['ngram_weight']:.2f} epochs {epochs}")
 
 
 def _literal(text: str) -> str:
@@ -191,10 +226,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", nargs="+", default=["5", "10", "20", "all"])
     parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--first-draw", type=int, default=1, help="seed of the first draw (the others follow)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--systems", nargs="+", default=["defaults", "diet", "before"],
                         choices=["defaults", "diet", "before"])
-    parser.add_argument("--before-ref", default="179c5e1", help="git revision of the `before` component")
+    parser.add_argument("--before-ref", default="6e6f5bd", help="git revision of the `before` component")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if worker_or_skip(arguments.worker, worker):
@@ -210,14 +246,15 @@ def main() -> None:
             for k in arguments.k:
                 for system in arguments.systems:
                     runs = []
-                    for seed in range(1, arguments.draws + 1):
+                    for seed in range(arguments.first_draw, arguments.first_draw + arguments.draws):
                         job = {"name": f"{dataset} k={k} {system} draw {seed}", "seed": seed, "pipeline": pipeline(system),
-                               "train": draw(train, None if k == "all" else int(k), seed), "test": test}
+                               "train": draw(train, None if k == "all" else int(k), seed), "test": test,
+                               "parts": system == "defaults"}
                         runs.append(run_job(job, roots[system]))
-                    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+                    median = {key: statistics.median(run[key] for run in runs) for key in ("accuracy", "macro_f1", "seconds")}
                     draws = " ".join(f"{run['accuracy']:.3f}" for run in runs)
                     print(f"{dataset:<8} {k:>4} {system:<9} {median['accuracy']:>8.3f} {median['macro_f1']:>8.3f} "
-                          f"{median['seconds']:>8.0f}  {draws}", flush=True)
+                          f"{median['seconds']:>8.0f}  {draws}{parts_cell(runs)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -180,8 +180,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         """Set `intent` and `intent_ranking` on every message and add its entities to `entities`,
         scoring all texts in batches.
 
-        Confidences are calibrated and low for messages unlike the training data; the ranking need
-        not sum to 1. The training summary recommends a FallbackClassifier threshold for them."""
+        Each confidence is the calibrated probability of that intent; the ranking sums to at most 1,
+        the rest meaning "none of them" (large for messages unlike the training data). The training
+        summary recommends a FallbackClassifier threshold for them."""
         if self._model is None:
             return messages
         texts = [_text(message) for message in messages]

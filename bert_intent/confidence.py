@@ -1,48 +1,68 @@
-"""Confidences a fallback threshold can rely on: calibration fitted on held-out messages, the
-recommended threshold, expected calibration error, and generated gibberish to check them against.
+"""Confidences a fallback threshold can rely on, fitted on each bot's held-out messages.
 
-The network scores each intent k of a message x as `log p_k(x) + log f_k(x)`: the closed-set
-probability times the familiarity, the share of the message's token n-grams seen in intent k's
-training examples (see `network.py`). The calibration turns each score s into a confidence,
-`sigmoid(slope * log_odds(s) + offset)` with `log_odds(s) = s - log(1 - exp(s))`, a forecast of how
-likely that intent is right (log-odds, unlike the log score, still tell 0.99 from 0.9999). It is monotone, so
-the ranking is the scores' ranking; confidences are forecasts made one intent at a time, so they need
-not sum to 1 (a message unlike every intent gets a low confidence for all of them).
+Each intent k of a message x gets an open-set score from three parts the network computes:
+
+    s_k(x) = log p_k(x) + a * log f_k(x) + b * (cos_k(x) - 1)
+
+- p_k: the closed-set probability, both heads combined (`combination.py`);
+- f_k: the familiarity, the share of the message's token n-grams seen in intent k's training examples
+  (lexical: gibberish, emoji and other languages share few);
+- cos_k: the cosine of the fine-tuned encoder's representation of the message with intent k's
+  centroid (semantic: other topics in familiar words lie away from every intent's examples).
+
+The confidences are a softmax over the intents' scores and a "none of them" logit,
+`softmax(slope * s_1, ..., slope * s_K, offset)` without its last entry: each intent's probability,
+the rest meaning "none of them". They sum to at most 1, keep the scores' order, and an ambiguous
+message (two intents with equal scores) gets at most half for either.
+
+Fitted per bot, with the constants only as priors (`fit`): a, b, slope and offset together are those
+under which the held-out messages' confidences forecast their intents best (least log loss), with
+generated gibberish as "none of them"; the recommended threshold keeps a share of the held-out
+messages and catches nearly all of the gibberish.
 """
 
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit, log_expit
+import torch
+from torch.nn import functional
 
-# Used without a validation set (fewer than training.MIN_VALIDATION_EXAMPLES held out): the median of
-# the calibrations fitted on the held-out messages of benchmarks/confidence.py's CAIS draws (proxy).
-DEFAULT_SLOPE, DEFAULT_OFFSET = 1.4, 2.8
-# The recommended threshold without a validation set: the same fits' mean, rounded.
-DEFAULT_THRESHOLD = 0.55
-# Scores are log-probabilities; their probability is kept below 1 so that the log-odds stay finite.
-MAX_PROBABILITY = 1 - 1e-6
-# Weight of the defaults in a fit, in held-out examples: it keeps a fit on a validation set where
-# every message is right (no errors to calibrate against) from running away.
-_PRIOR_EXAMPLES = 10.0
+# Priors of the fit (and its values when nothing is held out). An offset of -3 leaves "none of them" 5 %
+# beside a message that fits one intent perfectly; 0.5 halves the probability an unfamiliar message keeps.
+DEFAULT_FAMILIARITY_WEIGHT, DEFAULT_SIMILARITY_WEIGHT = 1.0, 1.0
+DEFAULT_SLOPE, DEFAULT_OFFSET = 1.0, -3.0
+DEFAULT_THRESHOLD = 0.5
+# Standard deviation of the priors on the log-weights, the log-slope and the offset: wide enough that a
+# dozen held-out messages move them.
+_PRIOR_SCALE = 1.0
+# Generated gibberish weighs this share of the held-out messages in the fit: enough to anchor "none of
+# them" far below real messages without tilting their calibration (0.3 and 1 tilted it on CAIS).
+_GIBBERISH_SHARE = 0.1
+# The recommended threshold catches at least this share of the generated gibberish.
+GIBBERISH_CAUGHT = 0.99
+_LARGEST_LOG = 6.0  # the weights and the slope stay within a factor e^6 of 1
+_LEAST_FAMILIARITY = 1e-4  # log(0) would be -inf
 RELIABILITY_BINS = 10
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """`confidence = sigmoid(slope * log_odds(score) + offset)`; `threshold`: the recommended
-    FallbackClassifier threshold; `fitted_on`: how many held-out messages chose them (0: the defaults)."""
+    """The open-set score's weights (`familiarity_weight` a, `similarity_weight` b), the confidences'
+    `slope` and `offset`, the recommended FallbackClassifier `threshold`, and how many held-out
+    messages chose them (`fitted_on`, 0: the priors)."""
 
+    familiarity_weight: float = DEFAULT_FAMILIARITY_WEIGHT
+    similarity_weight: float = DEFAULT_SIMILARITY_WEIGHT
     slope: float = DEFAULT_SLOPE
     offset: float = DEFAULT_OFFSET
     threshold: float = DEFAULT_THRESHOLD
     fitted_on: int = 0
 
-    def confidences(self, scores: np.ndarray) -> np.ndarray:
-        return expit(self.slope * log_odds(scores) + self.offset)
+    def parameters(self) -> torch.Tensor:
+        """What the network applies: [familiarity_weight, similarity_weight, slope, offset]."""
+        return torch.tensor([self.familiarity_weight, self.similarity_weight, self.slope, self.offset])
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -52,29 +72,85 @@ class Calibration:
         return cls(**values)
 
 
-def log_odds(scores: np.ndarray) -> np.ndarray:
-    """log(q / (1 - q)) of log-probabilities log(q) (what `IntentNetwork` computes in torch)."""
-    scores = np.minimum(np.asarray(scores, dtype=np.float64), np.log(MAX_PROBABILITY))
-    return scores - np.log(1 - np.exp(scores))
+@dataclass
+class ScoreParts:
+    """Per message and intent (messages x intents): closed-set log-probabilities, familiarity, cosine."""
+
+    closed: np.ndarray
+    familiarity: np.ndarray
+    similarity: np.ndarray
+
+    def tensors(self) -> List[torch.Tensor]:
+        return [torch.as_tensor(part, dtype=torch.float64) for part in (self.closed, self.familiarity, self.similarity)]
 
 
-def fit(scores: np.ndarray, correct: Sequence[bool], keep: float) -> Calibration:
-    """Fit the calibration on held-out messages ((messages, intents) scores, and whether each one's
-    top intent is right): the slope and offset under which the top confidence has the least log loss
-    as a forecast of being right (the defaults weigh as `_PRIOR_EXAMPLES` messages), and the threshold
-    the top confidence of a share `keep` of the messages reaches."""
-    top = log_odds(np.asarray(scores, dtype=np.float64).max(axis=1))
-    sign = np.where(np.asarray(correct, dtype=bool), 1.0, -1.0)
-    prior = np.array([DEFAULT_SLOPE, DEFAULT_OFFSET])
+def open_scores(
+    closed: torch.Tensor, familiarity: torch.Tensor, similarity: torch.Tensor, parameters: torch.Tensor
+) -> torch.Tensor:
+    """The open-set scores s_k (see the module docstring); `parameters` as `Calibration.parameters`."""
+    log_familiarity = torch.log(familiarity.clamp(min=_LEAST_FAMILIARITY))
+    return closed + parameters[0] * log_familiarity + parameters[1] * (similarity - 1)
 
-    def loss(parameters: np.ndarray) -> float:
-        log_loss = -np.sum(log_expit(sign * (parameters[0] * top + parameters[1])))
-        return float(log_loss + _PRIOR_EXAMPLES * np.sum((parameters - prior) ** 2) / 2)
 
-    slope, offset = minimize(loss, prior, method="L-BFGS-B", bounds=[(1e-3, None), (None, None)]).x
-    top_confidences = Calibration(float(slope), float(offset)).confidences(scores).max(axis=1)
-    threshold = float(np.quantile(top_confidences, 1 - keep, method="lower"))
-    return Calibration(float(slope), float(offset), threshold, len(scores))
+def confidences(scores: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
+    """Each intent's probability beside "none of them": softmax(slope * scores, offset) without "none"."""
+    none = (scores[..., :1] * 0 + parameters[3]).to(scores.dtype)
+    return functional.softmax(torch.cat([parameters[2] * scores, none], dim=-1), dim=-1)[..., :-1]
+
+
+def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, keep: float) -> Calibration:
+    """The calibration of held-out messages (their score parts and true intents) beside generated
+    gibberish, the priors without held-out messages. All four parameters together have the least log
+    loss of the held-out messages as their intents and of the gibberish as "none of them" (weighing
+    `_GIBBERISH_SHARE` of the messages), under the priors. The threshold keeps a share `keep` of the
+    held-out messages, or is raised until it catches `GIBBERISH_CAUGHT` of the gibberish."""
+    if len(intent_ids) == 0:
+        return Calibration()
+    targets = torch.as_tensor(intent_ids, dtype=torch.long)
+    gibberish_weight = _GIBBERISH_SHARE * len(intent_ids) / max(1, len(gibberish_parts.closed))
+    prior = Calibration()
+    # Optimised: log familiarity weight, log similarity weight, log slope, offset.
+    start = torch.tensor(
+        [np.log(prior.familiarity_weight), np.log(prior.similarity_weight), np.log(prior.slope), prior.offset], dtype=torch.float64
+    )
+
+    def loss(values: torch.Tensor) -> torch.Tensor:
+        parameters = torch.cat([values[:3].clamp(-_LARGEST_LOG, _LARGEST_LOG).exp(), values[3:]])
+        held_out = confidences(open_scores(*parts.tensors(), parameters), parameters)
+        log_loss = -torch.log(held_out.gather(1, targets[:, None]).clamp(min=1e-12)).sum()
+        if len(gibberish_parts.closed):
+            none = 1 - confidences(open_scores(*gibberish_parts.tensors(), parameters), parameters).sum(dim=-1)
+            log_loss = log_loss - gibberish_weight * torch.log(none.clamp(min=1e-12)).sum()
+        return log_loss + ((values - start) / _PRIOR_SCALE).square().sum() / 2
+
+    values = _minimise(loss, start).clamp(-_LARGEST_LOG, _LARGEST_LOG).tolist()
+    familiarity_weight, similarity_weight, slope = np.exp(values[:3]).tolist()
+    fitted = Calibration(familiarity_weight, similarity_weight, slope, values[3], DEFAULT_THRESHOLD, len(intent_ids))
+    threshold = float(np.quantile(apply(fitted, parts).max(axis=1), 1 - keep, method="lower"))
+    if len(gibberish_parts.closed):
+        threshold = max(threshold, float(np.quantile(apply(fitted, gibberish_parts).max(axis=1), GIBBERISH_CAUGHT)))
+    return Calibration(familiarity_weight, similarity_weight, slope, values[3], threshold, len(intent_ids))
+
+
+def apply(calibration: Calibration, parts: ScoreParts) -> np.ndarray:
+    """The confidences (messages x intents) of messages with these score parts."""
+    parameters = calibration.parameters().double()
+    with torch.no_grad():
+        return confidences(open_scores(*parts.tensors(), parameters), parameters).numpy()
+
+
+def _minimise(loss: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor) -> torch.Tensor:
+    values = start.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([values], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = loss(values)
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    return values.detach()
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = RELIABILITY_BINS) -> float:

@@ -15,7 +15,8 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
-from bert_intent import entities, onnx_network
+from bert_intent import combination, entities, onnx_network
+from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
 from bert_intent.entities import EntityType
 from bert_intent.errors import ModelLoadError
@@ -27,9 +28,9 @@ METADATA_FILE = "bert_intent.json"
 NETWORK_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
-# 5: the entity head; 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent
-# and n-gram heads).
-FORMAT_VERSION = 5
+# 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
+# 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
+FORMAT_VERSION = 6
 
 
 @dataclass
@@ -56,6 +57,7 @@ class IntentModel:
         session: Optional[onnxruntime.InferenceSession] = None,
         calibration: Calibration = Calibration(),
         entity_types: Sequence[EntityType] = (),
+        combinations: Tuple[Combination, Combination] = (combination.INTENT_PRIOR, combination.TAG_PRIOR),
     ) -> None:
         if network is None and session is None and (len(labels) != 1 or entity_types):
             raise ValueError("A network or an ONNX session is needed to choose between several labels or find entities.")
@@ -67,13 +69,16 @@ class IntentModel:
         self.session = session
         self._session_inputs = [item.name for item in session.get_inputs()] if session is not None else []
         self.summary = dict(summary or {})  # what training did: epochs run, best epoch, its scores
-        self.calibration = calibration  # the torch network applies it; an ONNX network has it built in
+        # The torch network applies them; an ONNX network has them built in.
+        self.calibration = calibration
+        self.combinations = combinations
         if self.network is not None:
-            self.network.calibrate(calibration)
+            self.network.configure(*combinations, calibration)
 
     def predict(self, texts: Sequence[str]) -> Predictions:
         """Calibrated intent confidences and the entities of each text. A row of confidences sums to
-        less than 1 when the text is unlike the training examples (see `confidence.py`)."""
+        less than 1: the rest is "none of them", large when the text is unlike the training examples
+        (see `confidence.py`)."""
         if self.network is None and self.session is None:  # a single label without entity types
             return Predictions(np.ones((len(texts), 1), dtype=np.float32), [[] for _ in texts])
         confidences = np.empty((len(texts), len(self.labels)), dtype=np.float32)
@@ -128,6 +133,7 @@ class IntentModel:
             "settings": self.settings,
             "training": self.summary,
             "calibration": self.calibration.to_dict(),
+            "combinations": {"intents": self.combinations[0].to_dict(), "tags": self.combinations[1].to_dict()},
             "entity_types": [entity_type.to_dict() for entity_type in self.entity_types],
         }
         if self.network is not None or self.session is not None:
@@ -157,6 +163,10 @@ class IntentModel:
             labels, settings = list(metadata["labels"]), dict(metadata["settings"])
             summary = dict(metadata.get("training", {}))
             calibration = Calibration.from_dict(metadata.get("calibration", {}))
+            combinations = tuple(
+                Combination.from_dict(metadata.get("combinations", {}).get(part, prior.to_dict()))
+                for part, prior in (("intents", combination.INTENT_PRIOR), ("tags", combination.TAG_PRIOR))
+            )
             entity_types = [EntityType.from_dict(values) for values in metadata.get("entity_types", [])]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(
@@ -178,7 +188,7 @@ class IntentModel:
             _check_widths(network_file, onnx_network.output_widths(session), labels, entity_types)
             return cls(
                 labels, settings, tokenizer, summary=summary, session=session, calibration=calibration,
-                entity_types=entity_types,
+                entity_types=entity_types, combinations=combinations,
             )
         config = _read(
             _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
@@ -186,10 +196,19 @@ class IntentModel:
         _check_widths(directory / CONFIG_FILE, (config.num_labels, config.num_entity_tags), labels, entity_types)
         network = IntentNetwork.from_config(config)
         weights = _read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
-        _read(network_file, lambda: network.load_state_dict(weights, strict=False))
+        _read(network_file, lambda: _load_weights(network, weights))
         return cls(
-            labels, settings, tokenizer, network.to(device), summary, calibration=calibration, entity_types=entity_types
+            labels, settings, tokenizer, network.to(device), summary, calibration=calibration, entity_types=entity_types,
+            combinations=combinations,
         )
+
+
+def _load_weights(network: IntentNetwork, weights: Dict[str, torch.Tensor]) -> None:
+    """Every parameter from `weights` (the buffers are set from the metadata): a missing one is an error."""
+    missing = sorted(set(dict(network.named_parameters())) - set(weights))
+    if missing:
+        raise KeyError(f"the file has no values for {', '.join(missing[:5])}")
+    network.load_state_dict(weights, strict=False)
 
 
 def _required(path: Path) -> Path:

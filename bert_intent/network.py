@@ -1,30 +1,26 @@
-"""The network: a BERT-family encoder with two intent heads whose votes are multiplied, and an entity head.
+"""The network: a BERT-family encoder with two intent heads and two entity tag heads, each pair combined
+with weights fitted on the bot's held-out examples (`combination.py`), and open-set confidences.
 
 - `intent`: a linear layer over the mean of the encoder's token states (fine-tuned with the encoder).
   The mean suits checkpoints pretrained without a sentence task better than [CLS] and a new pooler.
 - `ngrams`: a linear model over the message's token 1- to 4-grams (for Chinese, character n-grams),
   hashed into buckets and weighted TF-IDF style, fitted in closed form with scikit-learn's
-  LogisticRegression before the encoder trains. With a handful of examples per intent such a keyword
-  model is strong where a fine-tuned encoder is still weak (it is what Rasa's DIET gets from its
-  sparse character n-gram features).
-
+  LogisticRegression. With a handful of examples per intent such a keyword model is strong where a
+  fine-tuned encoder is still weak (it is what Rasa's DIET gets from its sparse character n-grams).
 - `tagger`: a linear layer over each token's state, scoring its entity tags (`entities.py`), trained
   jointly with the intent head (as in JointBERT, Chen et al. 2019).
 - `tag_ngrams`: a linear model over each token's neighbourhood (the token ids and short n-grams up to
-  two tokens away, hashed), fitted in closed form like the intent n-gram head: the lexical features a
-  CRF tagger uses, strong with few examples. The tag scores combine both as the intent heads do.
+  two tokens away, hashed), fitted in closed form: the lexical features a CRF tagger uses.
+- `centroids`: each intent's mean representation (the normalised mean of the encoder's states) over
+  its training examples, for the semantic part of the open-set score.
 
-The network's intent logits are the sum of both heads' log-probabilities, the encoder's divided by
-`ENCODER_TEMPERATURE` (a fine-tuned encoder is far surer of itself than it is right on new messages).
-
-Open world: each intent's score adds the log of the message's familiarity to that intent, the share
-of its n-grams seen in the intent's training examples. Gibberish, other languages, emoji and messages
-about something else share few n-grams with any intent, so every score is low. Confidences are the
-calibrated scores (`confidence.py`). Everything, n-gram hashing included, is tensor arithmetic on
-`input_ids`, so it exports to one ONNX graph.
+Open world (`confidence.py`): each intent's score adds to its closed-set log-probability the log of
+the message's familiarity to the intent (the share of its n-grams seen in the intent's training
+examples) and its cosine to the intent's centroid; the confidences are a softmax of the scores beside
+"none of them". Everything, n-gram hashing included, is tensor arithmetic on `input_ids`, so it exports
+to one ONNX graph.
 """
 
-import math
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -37,7 +33,9 @@ from torch.nn import functional
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from bert_intent.confidence import MAX_PROBABILITY, Calibration
+from bert_intent import combination, confidence
+from bert_intent.combination import Combination
+from bert_intent.confidence import Calibration
 
 NGRAM_BUCKETS = 2**17
 MAX_NGRAM = 4
@@ -45,37 +43,36 @@ MAX_NGRAM = 4
 _MULTIPLIER, _MODULUS, _ORDER_OFFSET = 1_000_003, 2_147_483_647, 999_983
 # Inverse regularisation strength of the n-gram model (scikit-learn's C).
 NGRAM_C = 10.0
-# Measured with the pretrained stand-in on the example bot, 10 examples per intent (README, "Few examples
-# per intent"): at 1/10 of their strength the encoder's votes add to the n-gram model's instead of
-# overruling it (1, 3, 10 and 30 tried).
-ENCODER_TEMPERATURE = 10.0
 TAG_NGRAM_BUCKETS = 2**16
 # A token's lexical features: the n-grams (first token's offset from it, length) around it.
 TAG_WINDOWS = ((0, 1), (-1, 1), (1, 1), (-2, 1), (2, 1), (-1, 2), (0, 2), (-2, 2), (1, 2), (-1, 3))
 _TAG_REACH = 2  # the farthest any window reaches from its token
 # Measured on CAIS (300 per intent, the pretrained stand-in) and the example bot (trained from scratch),
-# span F1: C 1 -> 100 raised both (0.602 -> 0.627; 0.781 -> 0.828 with 40 epochs); the tagger's
-# temperature 2 suits both (1 and 2 tie on CAIS; from scratch, 1: 0.774, 2: 0.797, 4: 0.822).
+# span F1: C 1 -> 100 raised both (0.602 -> 0.627; 0.781 -> 0.828 with 40 epochs).
 TAG_NGRAM_C = 100.0
-TAG_ENCODER_TEMPERATURE = 2.0
 
 
 @dataclass
 class IntentOutput(ModelOutput):
-    """`logits`: both heads combined (closed-set log-probabilities, what validation scores); `scores`:
-    the logits' log-probabilities plus the log familiarity; `confidences`: calibrated scores (what
-    predictions use); `encoder_logits`: the intent head alone, in training mode only (what the encoder
-    learns from); `tag_logits`: (batch, tokens, tags) log-probabilities of the entity tags, both tag
-    heads combined; `tag_probabilities`: their softmax; `encoder_tag_logits`: the tagger alone, in
-    training mode only."""
+    """Per message (batch, intents): `encoder_log_probs` and `ngram_log_probs`, each intent head alone;
+    `logits`, both combined (closed-set log-probabilities); `familiarity` and `similarity`, the open-set
+    parts; `scores`, the open-set scores; `confidences`, what predictions use. Per token (batch, tokens,
+    tags): `encoder_tag_log_probs` and `ngram_tag_log_probs`, each tag head alone; `tag_logits`, both
+    combined; `tag_probabilities`, their softmax. `representation`: (batch, hidden), the normalised
+    mean of the encoder's states."""
 
     logits: Optional[torch.Tensor] = None
+    encoder_log_probs: Optional[torch.Tensor] = None
+    ngram_log_probs: Optional[torch.Tensor] = None
+    familiarity: Optional[torch.Tensor] = None
+    similarity: Optional[torch.Tensor] = None
     scores: Optional[torch.Tensor] = None
     confidences: Optional[torch.Tensor] = None
-    encoder_logits: Optional[torch.Tensor] = None
+    encoder_tag_log_probs: Optional[torch.Tensor] = None
+    ngram_tag_log_probs: Optional[torch.Tensor] = None
     tag_logits: Optional[torch.Tensor] = None
     tag_probabilities: Optional[torch.Tensor] = None
-    encoder_tag_logits: Optional[torch.Tensor] = None
+    representation: Optional[torch.Tensor] = None
 
 
 class IntentNetwork(nn.Module):
@@ -101,8 +98,12 @@ class IntentNetwork(nn.Module):
         self.ngram_idf = nn.Parameter(torch.zeros(NGRAM_BUCKETS, 1), requires_grad=False)  # a column: embedding-shaped
         # 1 where an n-gram occurs in an intent's training examples.
         self.ngram_seen = nn.Parameter(torch.zeros(NGRAM_BUCKETS, num_labels), requires_grad=False)
-        # Slope and offset of `confidence.Calibration`, set by `calibrate` (the archive keeps them in its metadata).
-        self.register_buffer("calibration", torch.tensor([Calibration().slope, Calibration().offset]), persistent=False)
+        # Set by `fit_centroids`.
+        self.centroids = nn.Parameter(torch.zeros(num_labels, encoder.config.hidden_size), requires_grad=False)
+        # Set by `configure` from what training fitted (the archive keeps them in its metadata).
+        self.register_buffer("intent_weights", combination.INTENT_PRIOR.weights(), persistent=False)
+        self.register_buffer("tag_weights", combination.TAG_PRIOR.weights(), persistent=False)
+        self.register_buffer("calibration", Calibration().parameters(), persistent=False)
 
     @classmethod
     def from_pretrained(cls, model_name: str, num_labels: int, num_tags: int = 1, **kwargs: Any) -> "IntentNetwork":
@@ -126,9 +127,11 @@ class IntentNetwork(nn.Module):
         """Called by transformers' Trainer when `gradient_checkpointing` is on."""
         self.encoder.gradient_checkpointing_enable(**kwargs)
 
-    def calibrate(self, calibration: Calibration) -> None:
-        """Use `calibration`'s slope and offset for the confidences."""
-        self.calibration.copy_(torch.tensor([calibration.slope, calibration.offset]))
+    def configure(self, intents: Combination, tags: Combination, calibration: Calibration) -> None:
+        """Combine the heads with these weights and compute the confidences with `calibration`."""
+        self.intent_weights.copy_(intents.weights())
+        self.tag_weights.copy_(tags.weights())
+        self.calibration.copy_(calibration.parameters())
 
     def forward(
         self,
@@ -145,31 +148,39 @@ class IntentNetwork(nn.Module):
         states = self.encoder(**inputs).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-        encoder_logits = self.intent(self.dropout(pooled))
-        encoder_tag_logits = self.tagger(self.dropout(states)).float()
-        tag_ngram_logits = functional.embedding(tag_ngram_buckets(input_ids), self.tag_ngram_weights).sum(dim=2) + self.tag_ngram_bias
-        tag_logits = functional.log_softmax(encoder_tag_logits / TAG_ENCODER_TEMPERATURE, dim=-1) + functional.log_softmax(
-            tag_ngram_logits.float(), dim=-1
-        )
+        encoder_log_probs = functional.log_softmax(self.intent(self.dropout(pooled)).float(), dim=-1)
         buckets, present = ngram_buckets(input_ids, attention_mask)
-        ngram_logits = self._ngram_logits(buckets, present)
-        logits = functional.log_softmax(encoder_logits.float() / ENCODER_TEMPERATURE, dim=-1) + functional.log_softmax(
-            ngram_logits.float(), dim=-1
-        )
-        scores = functional.log_softmax(logits, dim=-1) + self._familiarity(buckets, present).clamp(min=1e-4).log()
-        # `confidence.Calibration` on the scores' log-odds (`confidence.log_odds`).
-        bounded = scores.clamp(max=math.log(MAX_PROBABILITY))
-        log_odds = bounded - torch.log(1 - torch.exp(bounded))  # ONNX has no expm1
-        confidences = torch.sigmoid(self.calibration[0] * log_odds + self.calibration[1])
+        ngram_log_probs = functional.log_softmax(self._ngram_logits(buckets, present).float(), dim=-1)
+        logits = combination.combine(encoder_log_probs, ngram_log_probs, self.intent_weights)
+        representation = functional.normalize(pooled.float(), dim=-1)
+        familiarity = self._familiarity(buckets, present)
+        similarity = representation @ self.centroids.T
+        scores = confidence.open_scores(logits, familiarity, similarity, self.calibration)
+        encoder_tag_log_probs = functional.log_softmax(self.tagger(self.dropout(states)).float(), dim=-1)
+        tag_ngram_logits = functional.embedding(tag_ngram_buckets(input_ids), self.tag_ngram_weights).sum(dim=2) + self.tag_ngram_bias
+        ngram_tag_log_probs = functional.log_softmax(tag_ngram_logits.float(), dim=-1)
+        tag_logits = combination.combine(encoder_tag_log_probs, ngram_tag_log_probs, self.tag_weights)
         return IntentOutput(
             logits=logits,
+            encoder_log_probs=encoder_log_probs,
+            ngram_log_probs=ngram_log_probs,
+            familiarity=familiarity,
+            similarity=similarity,
             scores=scores,
-            confidences=confidences,
-            encoder_logits=encoder_logits if self.training else None,
+            confidences=confidence.confidences(scores, self.calibration),
+            encoder_tag_log_probs=encoder_tag_log_probs,
+            ngram_tag_log_probs=ngram_tag_log_probs,
             tag_logits=tag_logits,
-            tag_probabilities=functional.softmax(tag_logits, dim=-1),
-            encoder_tag_logits=encoder_tag_logits if self.training else None,
+            tag_probabilities=tag_logits.exp(),
+            representation=representation,
         )
+
+    def fit_centroids(self, representations: torch.Tensor, label_ids: Sequence[int]) -> None:
+        """Each intent's centroid: the normalised mean of its training examples' representations."""
+        labels = torch.as_tensor(label_ids, dtype=torch.long)
+        sums = torch.zeros_like(self.centroids).index_add_(0, labels, representations.to(self.centroids))
+        with torch.no_grad():
+            self.centroids.copy_(functional.normalize(sums, dim=-1))
 
     def fit_ngrams(
         self,

@@ -34,6 +34,10 @@ class ConfidenceReport:
         """The share of gibberish whose top confidence is below the threshold."""
         return float(np.mean(self.gibberish_confidences.max(axis=-1) < self.threshold))
 
+    def kept(self) -> float:
+        """The share of validation messages whose top confidence reaches the threshold."""
+        return float(np.mean(self.validation_confidences.max(axis=-1) >= self.threshold))
+
     def expected_calibration_error(self) -> float:
         top = self.validation_confidences.max(axis=-1)
         return expected_calibration_error(top, self.correct())

@@ -24,8 +24,7 @@ from transformers import (
 )
 from transformers.integrations import TensorBoardCallback
 
-from bert_intent import confidence, entities
-from bert_intent.confidence import Calibration
+from bert_intent import entities, held_out
 from bert_intent.entities import EntityType
 from bert_intent.errors import BertIntentError, ConfigError
 from bert_intent.layers import freeze_bottom, parameter_groups, set_dropout
@@ -51,15 +50,10 @@ _MIN_LOSS_IMPROVEMENT = 0.01
 # the data size: Mosbach et al. 2021, Zhang et al. 2021), within these bounds on the number of epochs.
 TARGET_STEPS = 500
 MIN_EPOCHS, MAX_EPOCHS = 3, 50
-# A validation set smaller than this cannot tell epochs apart: below it, one example is over a point of
-# accuracy, and early stopping on such noise ends training epochs too soon (measured on the example bot).
-MIN_VALIDATION_EXAMPLES = 100
 # With `learning_rate: null`: 3e-5 at bert-base's width (768), 1e-3 at BERT-mini's (256), log-linear
 # in between and beyond, within these bounds. Narrow checkpoints want far higher rates than wide ones.
 _RATE_ANCHORS = ((768, 3e-5), (256, 1e-3))
 _RATE_BOUNDS = (1e-5, 1e-3)
-# Generated gibberish messages the recommended threshold is checked against after training.
-GIBBERISH_CHECKS = 200
 # Annotations that cannot be learned from are warned about one by one up to this many, then counted.
 _ANNOTATION_WARNINGS = 10
 
@@ -130,7 +124,7 @@ def fine_tune(
     if types:
         for example, tags in zip(examples, _entity_tags(texts, intents, offsets, annotations, types)):
             example["entity_tags"] = tags
-    train_indices, validation_indices = _validation_split(label_ids, labels, settings)
+    train_indices, validation_indices = held_out.split(label_ids, settings["validation_split"], settings["random_seed"])
     train_set = [examples[index] for index in train_indices]
     validation_set = [examples[index] for index in validation_indices]
     epochs, epochs_reason = _planned_epochs(len(train_set), settings, epoch_fraction)
@@ -138,39 +132,53 @@ def fine_tune(
     settings = {**settings, "max_length": max_length, "epochs": epochs, "learning_rate": learning_rate}
     _fit_closed_form_heads(network, tokenizer, train_set, settings["class_weights"] == "balanced")
     logger.info(
-        "Training %s on %d examples of %d intents and %d entity types (%d held out for validation) for up "
-        "to %d epochs (%s) at learning rate %.1e (%s) on %s.",
+        "Training %s on %d examples of %d intents and %d entity types (%d held out to choose the epoch, the "
+        "heads' weights and the calibration) for up to %d epochs (%s) at learning rate %.1e (%s) on %s.",
         origin, len(train_set), len(labels), len(types), len(validation_set), epochs, epochs_reason,
         learning_rate, rate_reason, device,
     )
-    best_epoch = _KeepBestEpoch(settings["early_stopping_patience"])
+    patience = settings["early_stopping_patience"] if len(validation_set) >= held_out.MIN_EARLY_STOPPING_EXAMPLES else 0
+    best_epoch = _KeepBestEpoch(patience)
     with tempfile.TemporaryDirectory(prefix="bert-intent-") as output_dir:
         trainer = _trainer(network, tokenizer, train_set, validation_set, settings, device, output_dir, best_epoch)
         trainer.train()
         best_epoch.restore(trainer.model)
         history = epoch_history(trainer.state.log_history)
     network = trainer.model.to(device).eval()
-    validation_ids = [label_ids[index] for index in validation_indices]
-    calibration, report = _calibrate(network, tokenizer, [texts[index] for index in validation_indices], validation_ids, settings)
+    representations = held_out.outputs(network, tokenizer, texts, max_length, settings["batch_size"])["representation"]
+    network.fit_centroids(torch.from_numpy(representations[train_indices]), [label_ids[index] for index in train_indices])
+    fitted = held_out.fit(
+        network, tokenizer, [texts[index] for index in validation_indices], [label_ids[index] for index in validation_indices],
+        [examples[index]["entity_tags"] for index in validation_indices] if types else [], settings,
+    )
+    # Every example counts for the closed-form heads and the centroids of the model that is kept.
+    network.fit_centroids(torch.from_numpy(representations), label_ids)
+    _fit_closed_form_heads(network, tokenizer, examples, settings["class_weights"] == "balanced")
+    network = network.to(device)
+    report = ConfidenceReport(fitted.intent_ids, fitted.confidences, fitted.gibberish_confidences, fitted.calibration.threshold)
     summary = _summary(
         history, best_epoch.best_epoch, settings, trainer.state.global_step, len(train_set), len(validation_set)
     )
     summary.update(
         epochs_reason=epochs_reason, learning_rate=learning_rate, learning_rate_reason=rate_reason,
-        recommended_threshold=calibration.threshold, threshold_keeps=settings["threshold_keeps"],
-        gibberish_caught=report.gibberish_caught(),
+        recommended_threshold=fitted.calibration.threshold, threshold_keeps=settings["threshold_keeps"],
+        gibberish_caught=report.gibberish_caught(), held_out_parts=fitted.parts,
+        intent_weights=fitted.intents.to_dict(), tag_weights=fitted.tags.to_dict(),
     )
-    if validation_ids:
-        summary.update(expected_calibration_error=report.expected_calibration_error())
+    if len(fitted.intent_ids):
+        summary.update(expected_calibration_error=report.expected_calibration_error(), threshold_kept=report.kept())
     summary.update(entity_types=len(types))
     logger.info(_summary_line(summary))
-    if settings["report_dir"] is not None and validation_ids:
+    if settings["report_dir"] is not None and len(fitted.intent_ids):
         predicted = report.validation_confidences.argmax(axis=-1)
-        write_reports(Path(settings["report_dir"]), labels, validation_ids, predicted, history, report)
+        write_reports(Path(settings["report_dir"]), labels, fitted.intent_ids, predicted, history, report)
         logger.info("Training reports written to %s.", settings["report_dir"])
     elif settings["report_dir"] is not None:
-        logger.info("No training reports: they describe the validation set, and this training had none.")
-    return IntentModel(labels, settings, tokenizer, network, summary, calibration=calibration, entity_types=types)
+        logger.info("No training reports: they describe the held-out examples, and this training had none.")
+    return IntentModel(
+        labels, settings, tokenizer, network, summary, calibration=fitted.calibration, entity_types=types,
+        combinations=(fitted.intents, fitted.tags),
+    )
 
 
 def _entity_types(annotations: List[Sequence[Dict[str, Any]]], settings: Dict[str, Any]) -> List[EntityType]:
@@ -212,44 +220,6 @@ def _entity_tags(
     return all_tags
 
 
-def _calibrate(
-    network: IntentNetwork,
-    tokenizer: PreTrainedTokenizerBase,
-    validation_texts: List[str],
-    validation_ids: List[int],
-    settings: Dict[str, Any],
-) -> Tuple[Calibration, ConfidenceReport]:
-    """The calibration fitted on the validation messages (the defaults without any), and the
-    confidences it gives them and generated gibberish."""
-    calibration = Calibration()
-    validation_scores = _scores(network, tokenizer, validation_texts, settings)
-    if validation_ids:
-        correct = validation_scores.argmax(axis=-1) == np.asarray(validation_ids)
-        calibration = confidence.fit(validation_scores, correct, settings["threshold_keeps"])
-    gibberish = confidence.gibberish(GIBBERISH_CHECKS, settings["random_seed"])
-    return calibration, ConfidenceReport(
-        np.asarray(validation_ids, dtype=int),
-        calibration.confidences(validation_scores),
-        calibration.confidences(_scores(network, tokenizer, gibberish, settings)),
-        calibration.threshold,
-    )
-
-
-def _scores(
-    network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, texts: List[str], settings: Dict[str, Any]
-) -> np.ndarray:
-    """The network's uncalibrated scores (texts x intents)."""
-    batches = []
-    for start in range(0, len(texts), settings["batch_size"]):
-        inputs = tokenizer(
-            texts[start : start + settings["batch_size"]],
-            padding=True, truncation=True, max_length=settings["max_length"], return_tensors="pt",
-        ).to(network.device)
-        with torch.inference_mode():
-            batches.append(network(**inputs).scores.float().cpu().numpy())
-    return np.concatenate(batches) if batches else np.empty((0, network.config.num_labels))
-
-
 class _IntentTrainer(Trainer):
     """Trainer of the encoder and its heads: class-weighted, label-smoothed cross-entropy of the intent
     plus the cross-entropy of the entity tags (as in JointBERT), and layer-wise learning rates."""
@@ -267,20 +237,22 @@ class _IntentTrainer(Trainer):
         self, model: IntentNetwork, inputs: Dict[str, Any], return_outputs: bool = False, **kwargs: Any
     ) -> Any:
         outputs = model(**{key: value for key, value in inputs.items() if key not in ("labels", "entity_tags")})
-        # The encoder learns from its own head (the n-gram head is fitted beforehand, in closed form);
-        # validation scores what predictions use, both heads together.
-        logits = (outputs.encoder_logits if model.training else outputs.logits).float()
+        # The encoder learns from its own heads, and validation scores them alone: the closed-form heads
+        # are fixed, so only the encoder's own score tells epochs apart.
+        logits = outputs.encoder_log_probs
         weights = None if self._class_weights is None else self._class_weights.to(logits.device)
         loss = logits.new_zeros(())
         if self._learns_intents:
             loss = functional.cross_entropy(logits, inputs["labels"], weight=weights, label_smoothing=self._label_smoothing)
         if "entity_tags" in inputs:
-            tag_logits = outputs.encoder_tag_logits if model.training else outputs.tag_logits
+            tag_logits = outputs.encoder_tag_log_probs
             loss = loss + functional.cross_entropy(
                 tag_logits.reshape(-1, tag_logits.shape[-1]), inputs["entity_tags"].reshape(-1), ignore_index=entities.IGNORED
             )
-        # Trainer's evaluation compares the outputs with the labels: the closed-set logits and the tag logits.
-        evaluated = IntentOutput(logits=outputs.logits, tag_logits=outputs.tag_logits if "entity_tags" in inputs else None)
+        # Trainer's evaluation compares the outputs with the labels: the encoder's intent and tag log-probabilities.
+        evaluated = IntentOutput(
+            logits=logits, tag_logits=outputs.encoder_tag_log_probs if "entity_tags" in inputs else None
+        )
         return (loss, evaluated) if return_outputs else loss
 
     def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
@@ -423,32 +395,6 @@ def _class_weights(train_labels: List[int], num_labels: int, mode: str) -> Optio
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _validation_split(
-    label_ids: List[int], labels: List[str], settings: Dict[str, Any]
-) -> Tuple[List[int], List[int]]:
-    """(train, validation) indices. Each intent gives `validation_split` of its examples, rounded down,
-    so an intent with fewer than 1 / validation_split keeps all of them; when that makes fewer than
-    MIN_VALIDATION_EXAMPLES, there is no validation set (it could not choose an epoch)."""
-    fraction = settings["validation_split"]
-    everything = list(range(len(label_ids)))
-    if fraction == 0:
-        return everything, []
-    generator = np.random.default_rng(settings["random_seed"])
-    validation: List[int] = []
-    for label_id in sorted(set(label_ids)):
-        members = [index for index in everything if label_ids[index] == label_id]
-        validation += generator.choice(members, size=int(len(members) * fraction), replace=False).tolist()
-    if len(validation) < MIN_VALIDATION_EXAMPLES:
-        logger.info(
-            "No validation set: validation_split %s of each intent's examples makes %d, fewer than the %d "
-            "needed to choose an epoch. Training uses every example and keeps the last epoch.",
-            fraction, len(validation), MIN_VALIDATION_EXAMPLES,
-        )
-        return everything, []
-    held_out = set(validation)
-    return [index for index in everything if index not in held_out], sorted(validation)
-
-
 def _planned_epochs(train_size: int, settings: Dict[str, Any], epoch_fraction: float) -> Tuple[int, str]:
     """The number of epochs to train and why: `epochs`, or with `epochs: 0` enough epochs for about
     TARGET_STEPS optimizer steps (MIN_EPOCHS to MAX_EPOCHS), scaled by `epoch_fraction`."""
@@ -476,7 +422,8 @@ def _fit_closed_form_heads(
     network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, train_set: List[Dict[str, Any]], balanced: bool
 ) -> None:
     """Fit the network's intent n-gram head (with several intents) and lexical tag head (with entity
-    tags) on the training examples, padded once (on the CPU, in closed form)."""
+    tags) on the training examples, padded once (on the CPU, where the network is moved, in closed form)."""
+    network.cpu()
     batch = _PadWithTags(tokenizer, return_tensors="pt")(train_set)
     if network.config.num_labels > 1:
         label_ids = [example["labels"] for example in train_set]
@@ -517,20 +464,26 @@ def _summary_line(summary: Dict[str, Any]) -> str:
         f"{'; stopped early' if summary['epochs_run'] < summary['epochs'] else ''}) at learning rate "
         f"{summary['learning_rate']:.1e} ({summary['learning_rate_reason']})"
     )
-    gibberish = f"catches {summary['gibberish_caught']:.0%} of {GIBBERISH_CHECKS} generated gibberish messages"
+    gibberish = f"catches {summary['gibberish_caught']:.0%} of {held_out.GIBBERISH_CHECKS} generated gibberish messages"
     threshold = f"recommended FallbackClassifier threshold: {summary['recommended_threshold']:.2f}"
     if "best_epoch" not in summary:
         return line + (
-            "; no validation set, so the last epoch's weights are kept and the confidences use the default "
-            f"calibration; {threshold} (the default; it {gibberish})."
+            "; nothing was held out (validation_split is 0, or no intent has 4 examples), so the last epoch is "
+            f"kept and the heads' weights and the calibration are the priors; {threshold} (the prior; it {gibberish})."
         )
+    parts, intents, tags = summary["held_out_parts"], summary["intent_weights"], summary["tag_weights"]
+    tag_part = (
+        f"; entity span F1: tagger {parts['encoder_entity_f1']:.3f}, n-grams {parts['ngrams_entity_f1']:.3f}, "
+        f"combined {parts['served_entity_f1']:.3f}, weights {tags['encoder']:.2f} and {tags['ngrams']:.2f}"
+        if "served_entity_f1" in parts else ""
+    )
     return line + (
-        f"; kept the best epoch, {summary['best_epoch']}: validation accuracy "
-        f"{summary['validation_accuracy']:.3f}, macro-F1 {summary['validation_macro_f1']:.3f}"
-        f"{_entity_part(summary)} "
-        f"on {summary['validation_examples']} examples; calibrated on them, expected calibration error "
-        f"{summary['expected_calibration_error']:.3f}; {threshold} (keeps {summary['threshold_keeps']:.0%} of "
-        f"them, {gibberish})."
+        f"; kept epoch {summary['best_epoch']}, the best of the encoder head's own held-out macro-F1 "
+        f"({summary['validation_macro_f1']:.3f}{_entity_part(summary)}) on {summary['validation_examples']} held-out "
+        f"examples. On them: encoder head alone {parts['encoder']:.3f}, n-gram head alone {parts['ngrams']:.3f}, "
+        f"served {parts['served']:.3f} (weights chosen: encoder {intents['encoder']:.2f}, n-grams {intents['ngrams']:.2f})"
+        f"{tag_part}; calibrated on them, expected calibration error {summary['expected_calibration_error']:.3f}; "
+        f"{threshold} (keeps {summary['threshold_kept']:.0%} of them, {gibberish})."
     )
 
 

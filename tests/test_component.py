@@ -54,6 +54,18 @@ def trained(project: Project) -> BertIntentClassifier:
     return component
 
 
+def test_a_four_intent_ten_example_bots_rankings_are_probabilities(tmp_path: Path, tiny_settings: Dict[str, Any]) -> None:
+    small = {intent: examples[:10] for intent, examples in list(TRAIN.items())[:4]}
+    component = Project(tmp_path, tiny_settings).create(ranking_length=0)
+    component.train(training_data(small))
+    texts = [text for examples in HELD_OUT.values() for text in examples] + ["帮我", "asdfgh", "今天股市怎么样"]
+    for message in component.process(messages(*texts)):
+        confidences = [entry["confidence"] for entry in message.get(INTENT_RANKING_KEY)]
+        assert len(confidences) == 4 and sum(confidences) <= 1 + 1e-6  # each intent's probability, the rest "none"
+        assert confidences == sorted(confidences, reverse=True)
+        assert message.get(INTENT)["confidence"] == confidences[0]
+
+
 def test_importable_from_the_top_package() -> None:
     assert bert_intent.BertIntentClassifier is BertIntentClassifier
 

@@ -1,43 +1,70 @@
-"""Calibration, recommended threshold, expected calibration error and generated gibberish (no network)."""
+"""Open-set confidences, their fit on held-out messages, expected calibration error and gibberish (no network)."""
 
 import numpy as np
 import pytest
+import torch
 
 from bert_intent import confidence
-from bert_intent.confidence import Calibration
+from bert_intent.confidence import Calibration, ScoreParts
 
 
-def test_fit_recovers_the_calibration_that_generated_the_outcomes() -> None:
-    generator = np.random.default_rng(0)
-    scores = generator.uniform(-6, 0, size=(4000, 3))
-    true = Calibration(slope=2.0, offset=4.0)
-    correct = generator.random(4000) < true.confidences(scores).max(axis=1)
-    fitted = confidence.fit(scores, correct, keep=0.95)
-    assert fitted.slope == pytest.approx(2.0, abs=0.2)
-    assert fitted.offset == pytest.approx(4.0, abs=0.4)
-    assert fitted.fitted_on == 4000
-    top = fitted.confidences(scores).max(axis=1)
+def parts(closed: np.ndarray, familiarity: float = 1.0, similarity: float = 1.0) -> ScoreParts:
+    return ScoreParts(closed, np.full_like(closed, familiarity), np.full_like(closed, similarity))
+
+
+def synthetic(count: int, seed: int) -> tuple:
+    """Held-out messages of a 4-intent bot (right 80 % of the time, familiar) and unfamiliar gibberish."""
+    generator = np.random.default_rng(seed)
+    truth = generator.integers(0, 4, count)
+    logits = generator.normal(0, 1, (count, 4))
+    right = generator.random(count) < 0.8
+    logits[np.arange(count), np.where(right, truth, (truth + 1) % 4)] += 4
+    closed = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    familiarity = np.full_like(closed, 0.2)
+    familiarity[np.arange(count), truth] = 0.9
+    held_out = ScoreParts(closed, familiarity, np.full_like(closed, 0.5))
+    gibberish = ScoreParts(np.log(np.full((50, 4), 0.25)), np.full((50, 4), 0.01), np.zeros((50, 4)))
+    return held_out, truth, gibberish
+
+
+def test_the_fit_is_calibrated_keeps_its_share_and_separates_gibberish() -> None:
+    held_out, truth, gibberish = synthetic(2000, seed=0)
+    fitted = confidence.fit(held_out, truth, gibberish, keep=0.95)
+    assert fitted.fitted_on == 2000
+    top = confidence.apply(fitted, held_out).max(axis=1)
+    correct = confidence.apply(fitted, held_out).argmax(axis=1) == truth
+    assert confidence.expected_calibration_error(top, correct) < 0.03
     assert np.mean(top >= fitted.threshold) == pytest.approx(0.95, abs=0.002)
-    assert confidence.expected_calibration_error(top, correct) < 0.02
+    assert confidence.apply(fitted, gibberish).max(axis=1).max() < fitted.threshold
+    assert fitted.familiarity_weight > 0 and fitted.similarity_weight > 0
 
 
-def test_a_validation_set_without_errors_keeps_the_fit_finite() -> None:
-    scores = np.array([[-0.1, -5.0], [-0.2, -4.0], [-0.05, -6.0]])
-    fitted = confidence.fit(scores, [True, True, True], keep=0.95)
-    assert np.isfinite([fitted.slope, fitted.offset]).all()
-    assert 0 < fitted.threshold < 1
+def test_the_threshold_is_raised_until_it_catches_the_gibberish() -> None:
+    held_out, truth, _ = synthetic(400, seed=2)
+    familiar_gibberish = ScoreParts(held_out.closed[:100], held_out.familiarity[:100], held_out.similarity[:100])
+    fitted = confidence.fit(held_out, truth, familiar_gibberish, keep=0.95)
+    assert np.mean(confidence.apply(fitted, familiar_gibberish).max(axis=1) < fitted.threshold) >= 0.99
 
 
-def test_confidences_keep_the_ranking_and_need_not_sum_to_one() -> None:
-    scores = np.array([[-0.1, -3.0, -0.2], [-8.0, -9.0, -7.5]])
-    confidences = Calibration().confidences(scores)
-    assert (confidences.argsort(axis=1) == scores.argsort(axis=1)).all()
-    assert confidences[1].max() < Calibration().threshold < confidences[0].max()
+def test_without_held_out_messages_the_priors_are_kept() -> None:
+    _, _, gibberish = synthetic(10, seed=1)
+    assert confidence.fit(parts(np.zeros((0, 4))), np.zeros(0, dtype=int), gibberish, keep=0.95) == Calibration()
 
 
-def test_log_odds_of_log_probabilities() -> None:
-    np.testing.assert_allclose(confidence.log_odds(np.log([0.5, 0.9, 0.01])), [0.0, np.log(9), np.log(1 / 99)], atol=1e-9)
-    assert np.isfinite(confidence.log_odds(np.array([0.0, -1e-12]))).all()
+def test_a_handful_of_held_out_messages_without_errors_keeps_the_fit_finite() -> None:
+    closed = np.log(np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.05, 0.05, 0.9]]))
+    fitted = confidence.fit(parts(closed), np.array([0, 1, 2]), parts(np.log(np.full((5, 3), 1 / 3)), 0.01, 0.0), keep=0.95)
+    values = list(fitted.to_dict().values())
+    assert np.isfinite(values).all() and 0 < fitted.threshold < 1
+
+
+def test_confidences_keep_the_order_sum_to_at_most_one_and_split_between_equal_intents() -> None:
+    scores = torch.tensor([[-0.1, -3.0, -4.0, -5.0], [-0.05, -0.05, -6.0, -6.0], [-9.0, -9.5, -8.0, -9.0]])
+    values = confidence.confidences(scores, Calibration().parameters())
+    assert (values.argsort(dim=1) == scores.argsort(dim=1)).all()
+    assert (values.sum(dim=1) <= 1).all()
+    assert values[1, 0] == pytest.approx(values[1, 1].item()) and values[1].max() < 0.5  # ambiguous: half at most
+    assert values[2].max() < Calibration().threshold < values[0].max()  # unfamiliar: "none of them"
 
 
 def test_expected_calibration_error_of_known_cases() -> None:
@@ -46,7 +73,7 @@ def test_expected_calibration_error_of_known_cases() -> None:
 
 
 def test_calibration_round_trips_through_a_dict() -> None:
-    calibration = Calibration(1.5, 2.5, 0.42, 120)
+    calibration = Calibration(1.5, 0.7, 1.2, -2.5, 0.42, 120)
     assert Calibration.from_dict(calibration.to_dict()) == calibration
 
 

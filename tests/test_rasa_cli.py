@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any, Dict, List
@@ -74,6 +76,24 @@ def test_fallback_classifier_turns_empty_and_unsure_messages_into_nlu_fallback(a
         intent = parse(agent, text)["intent"]
         assert intent["name"] == "nlu_fallback" or intent["confidence"] >= 0.5  # never kept below threshold
     assert parse(agent, "帮我订一张机票")["intent"]["name"] == "book_ticket"
+
+
+def test_the_parts_command_reports_each_part_of_a_trained_archive(project: Path) -> None:
+    with (project / "tests" / "nlu.yml").open("a", encoding="utf-8") as nlu:
+        nlu.write("- intent: unknown_to_the_model\n  examples: |\n    - 今天股市怎么样\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bert_intent.parts", "models/nlu.tar.gz", "tests/nlu.yml"],
+        cwd=project, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "encoder head alone" in result.stdout and "Weights chosen in training" in result.stdout
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"encoder", "ngrams", "served"} <= set(summary)
+    assert summary["skipped"] == 1 and summary["messages"] == sum(map(len, HELD_OUT.values()))
+    assert summary["served"] >= 0.8
+    missing = subprocess.run([sys.executable, "-m", "bert_intent.parts", "nothing.tar.gz", "tests/nlu.yml"],
+                             cwd=project, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "nothing.tar.gz is not a file" in missing.stderr
 
 
 def test_rasa_test_nlu_writes_the_intent_report(project: Path) -> None:

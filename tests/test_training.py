@@ -42,10 +42,7 @@ def test_confidences_are_calibrated_forecasts_low_for_gibberish(trained: IntentM
     assert np.all((confidences >= 0) & (confidences <= 1))
     assert confidences[:2].max(axis=1).min() > trained.calibration.threshold
     assert confidences[2:].max(axis=1).max() < trained.calibration.threshold
-    inputs = trained.tokenizer(["今天天气怎么样", "放首歌"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        scores = trained.network(**inputs).scores.numpy()
-    np.testing.assert_allclose(trained.calibration.confidences(scores), confidences[:2], atol=1e-5)  # numpy = torch
+    assert np.all(confidences.sum(axis=1) <= 1 + 1e-6)  # each intent's probability; the rest is "none of them"
 
 
 def agreement(first: np.ndarray, second: np.ndarray) -> float:
@@ -54,7 +51,10 @@ def agreement(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def test_float32_save_then_load_gives_the_same_predictions(trained: IntentModel, tmp_path: Path) -> None:
-    IntentModel(trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network).save(tmp_path)
+    IntentModel(
+        trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network,
+        calibration=trained.calibration, combinations=trained.combinations,
+    ).save(tmp_path)
     assert not [path for path in tmp_path.rglob("*") if path.suffix in (".bin", ".pkl", ".pt", ".pth")]
     texts, _ = pairs(HELD_OUT)
     expected = trained.confidences(texts)
@@ -75,7 +75,10 @@ def test_a_loaded_model_predicts_the_same_alone_and_in_a_padded_batch(trained: I
 
 def test_int8_model_agrees_with_float32_and_is_at_most_half_the_size(trained: IntentModel, tmp_path: Path) -> None:
     float32, int8 = tmp_path / "float32", tmp_path / "int8"
-    IntentModel(trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network).save(float32)
+    IntentModel(
+        trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network,
+        calibration=trained.calibration, combinations=trained.combinations,
+    ).save(float32)
     trained.save(int8)
     assert (int8 / "model.onnx").stat().st_size <= 0.5 * (float32 / "model.onnx").stat().st_size
     texts = pairs(HELD_OUT)[0] + pairs(TRAIN)[0]

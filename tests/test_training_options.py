@@ -15,7 +15,8 @@ from bert_intent import settings
 from bert_intent.confidence import Calibration
 from bert_intent.layers import parameter_groups
 from bert_intent.model import IntentModel
-from bert_intent.training import _improves, _learning_rate, _planned_epochs, _validation_split, fine_tune
+from bert_intent.held_out import split
+from bert_intent.training import _improves, _learning_rate, _planned_epochs, fine_tune
 from tests.dataset import HELD_OUT, TRAIN, pairs, repeated
 
 # 300 examples: validation_split 0.34 holds out 100, enough for a validation set.
@@ -62,11 +63,11 @@ def test_a_loss_that_only_creeps_down_is_no_improvement() -> None:
     assert not _improves(0.8, 0.01, (0.9, 0.5))
 
 
-def closed_set_log_probabilities(model: IntentModel, texts: List[str]) -> np.ndarray:
-    """The network's log-probabilities over the intents (what validation loss and label smoothing see)."""
+def encoder_log_probabilities(model: IntentModel, texts: List[str]) -> np.ndarray:
+    """The encoder head's log-probabilities over the intents (what validation loss and label smoothing see)."""
     inputs = model.tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
-        return torch.log_softmax(model.network(**inputs).logits, dim=-1).numpy()
+        return model.network(**inputs).encoder_log_probs.numpy()
 
 
 def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], tmp_path: Path) -> None:
@@ -80,8 +81,8 @@ def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], t
 
     texts, intents = pairs(VALIDATED)
     label_ids = [model.labels.index(intent) for intent in intents]
-    _, validation = _validation_split(label_ids, model.labels, settings.validate({**config, **overrides}))
-    log_probabilities = closed_set_log_probabilities(model, [texts[index] for index in validation])
+    _, validation = split(label_ids, 0.34, settings.validate(config)["random_seed"])
+    log_probabilities = encoder_log_probabilities(model, [texts[index] for index in validation])
     loss = -np.mean([log_probabilities[row, label_ids[index]] for row, index in enumerate(validation)])
     assert loss == pytest.approx(best["validation_loss"], abs=2e-5)  # the returned weights are the best epoch's
 
@@ -107,8 +108,8 @@ def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[
 
 def test_label_smoothing_makes_the_model_less_sure(config: Dict[str, Any]) -> None:
     texts, _ = pairs(HELD_OUT)
-    sharp = np.exp(closed_set_log_probabilities(train(config, epochs=10), texts)).max(axis=1).mean()
-    smoothed = np.exp(closed_set_log_probabilities(train(config, epochs=10, label_smoothing=0.3), texts)).max(axis=1).mean()
+    sharp = np.exp(encoder_log_probabilities(train(config, epochs=10), texts)).max(axis=1).mean()
+    smoothed = np.exp(encoder_log_probabilities(train(config, epochs=10, label_smoothing=0.3), texts)).max(axis=1).mean()
     assert smoothed < sharp - 0.05
 
 
@@ -143,22 +144,29 @@ def test_layerwise_decay_lowers_the_learning_rate_layer_by_layer(config: Dict[st
     assert decay_of[id(named["intent.weight"])] == 0.01
 
 
-def test_too_small_a_validation_set_is_not_used_and_the_log_says_why(config: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+def test_without_anything_held_out_the_priors_are_used_and_the_log_says_why(config: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="bert_intent"):
-        model = train(config, epochs=1)  # 15 examples per intent: 1 each, 5 in all
-    assert "No validation set: validation_split 0.1 of each intent's examples makes 5, fewer than the 100" in caplog.text
+        model = train(config, epochs=1, validation_split=0)
     assert model.summary["validation_examples"] == 0 and "best_epoch" not in model.summary
-    assert "no validation set, so the last epoch's weights are kept" in caplog.text
-    assert model.calibration == Calibration()  # the defaults
-    assert "recommended FallbackClassifier threshold: 0.55 (the default" in caplog.text
+    assert "nothing was held out (validation_split is 0, or no intent has 4 examples)" in caplog.text
+    assert model.calibration == Calibration()  # the priors
+    assert "recommended FallbackClassifier threshold: 0.50 (the prior" in caplog.text
 
 
-def test_validation_never_takes_the_examples_of_a_small_intent() -> None:
-    label_ids = [0] * 1000 + [1] * 9 + [2] * 10
-    train_ids, validation = _validation_split(label_ids, ["big", "small", "ten"], settings.validate({"validation_split": 0.1}))
+def test_a_small_held_out_set_chooses_the_epoch_but_never_stops_early(config: Dict[str, Any]) -> None:
+    model = train(config, epochs=6, early_stopping_patience=1)  # 15 examples per intent: 1 each held out
+    assert model.summary["validation_examples"] == 5 and model.summary["epochs_run"] == 6
+    assert 1 <= model.summary["best_epoch"] <= 6
+    assert model.calibration.fitted_on == 5
+
+
+def test_every_intent_with_four_examples_gives_at_least_one() -> None:
+    label_ids = [0] * 1000 + [1] * 3 + [2] * 4 + [3] * 25
+    train_ids, validation = split(label_ids, 0.1, seed=0)
     held_out = [label_ids[index] for index in validation]
-    assert (held_out.count(0), held_out.count(1), held_out.count(2)) == (100, 0, 1)
+    assert (held_out.count(0), held_out.count(1), held_out.count(2), held_out.count(3)) == (100, 0, 1, 2)
     assert sorted(train_ids + validation) == list(range(len(label_ids)))
+    assert split(label_ids, 0.0, seed=0) == (list(range(len(label_ids))), [])
 
 
 @pytest.mark.parametrize(
@@ -184,8 +192,10 @@ def test_without_a_learning_rate_it_follows_the_checkpoints_width() -> None:
 def test_training_logs_a_summary_and_saves_it_with_the_model(config: Dict[str, Any], caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     with caplog.at_level(logging.INFO, logger="bert_intent"):
         model = train_validated(config, epochs=3, early_stopping_patience=0)
-    assert "Trained 3 of 3 epochs (as configured) at learning rate 2.0e-03 (as configured); kept the best epoch" in caplog.text
-    assert "validation accuracy" in caplog.text and "macro-F1" in caplog.text
+    assert "Trained 3 of 3 epochs (as configured) at learning rate 2.0e-03 (as configured); kept epoch" in caplog.text
+    assert "the best of the encoder head's own held-out macro-F1" in caplog.text
+    parts = model.summary["held_out_parts"]
+    assert f"encoder head alone {parts['encoder']:.3f}, n-gram head alone {parts['ngrams']:.3f}, served {parts['served']:.3f}" in caplog.text
     validation_examples = model.summary["validation_examples"]
     assert model.calibration.fitted_on == validation_examples >= 100
     threshold = model.calibration.threshold

@@ -1,0 +1,149 @@
+"""What training decides from the examples it holds out: which examples, and, after the encoder has
+trained, how the heads combine and how confidences are calibrated (fitted on the held-out examples'
+outputs, so every choice that depends on the data or the encoder is this bot's own).
+
+Every intent with at least `MIN_EXAMPLES_TO_HOLD_OUT` examples gives `validation_split` of them, at least
+one; the encoder and the closed-form heads train on the rest. The held-out examples choose the best
+epoch (on the encoder head's own score), the heads' weights (`combination.fit`) and the calibration
+(`confidence.fit`). Afterwards the closed-form heads and the centroids are fitted again on every example.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from bert_intent import combination, confidence, entities
+from bert_intent.combination import Combination
+from bert_intent.confidence import Calibration, ScoreParts
+from bert_intent.network import IntentNetwork
+
+logger = logging.getLogger(__name__)
+
+# An intent with fewer examples keeps them all for training.
+MIN_EXAMPLES_TO_HOLD_OUT = 4
+# Early stopping needs at least this many held-out examples: with fewer, one example is over a point of
+# accuracy and training would stop on noise (the best epoch is still chosen, the plan runs to its end).
+MIN_EARLY_STOPPING_EXAMPLES = 100
+# Generated gibberish messages the calibration is checked against (and anchored with).
+GIBBERISH_CHECKS = 200
+
+
+def split(label_ids: Sequence[int], fraction: float, seed: int) -> Tuple[List[int], List[int]]:
+    """(train, held-out) indices: each intent with at least MIN_EXAMPLES_TO_HOLD_OUT examples gives
+    `fraction` of them rounded down, at least one; `fraction` 0 holds out nothing."""
+    everything = list(range(len(label_ids)))
+    if fraction == 0:
+        return everything, []
+    generator = np.random.default_rng(seed)
+    held_out: List[int] = []
+    for label_id in sorted(set(label_ids)):
+        members = [index for index in everything if label_ids[index] == label_id]
+        if len(members) >= MIN_EXAMPLES_TO_HOLD_OUT:
+            count = max(1, int(len(members) * fraction))
+            held_out += generator.choice(members, size=count, replace=False).tolist()
+    chosen = set(held_out)
+    return [index for index in everything if index not in chosen], sorted(held_out)
+
+
+@dataclass
+class Fitted:
+    """What the held-out examples chose, and how each part of the network did on them: `parts` has the
+    intent accuracy of the encoder head, the n-gram head and the served confidences (and, with entities,
+    the span F1 of each tag head and of both combined); `confidences` of the held-out examples and of
+    generated gibberish under the calibration."""
+
+    intents: Combination = combination.INTENT_PRIOR
+    tags: Combination = combination.TAG_PRIOR
+    calibration: Calibration = Calibration()
+    parts: Dict[str, float] = field(default_factory=dict)
+    intent_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    confidences: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    gibberish_confidences: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+
+def outputs(
+    network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, batch_size: int
+) -> Dict[str, Any]:
+    """The network's outputs for `texts` (in evaluation mode), as numpy arrays: per message, one row;
+    per token (names with `tag`), one (tokens x tags) array per message without its padding."""
+    network.eval()
+    collected: Dict[str, List[Any]] = {}
+    for start in range(0, len(texts), batch_size):
+        inputs = tokenizer(
+            list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        ).to(network.device)
+        lengths = inputs["attention_mask"].sum(dim=1).tolist()
+        with torch.inference_mode():
+            output = network(**inputs)
+        for name, value in output.items():
+            value = value.float().cpu().numpy()
+            if "tag" in name:
+                collected.setdefault(name, []).extend(row[:length] for row, length in zip(value, lengths))
+            else:
+                collected.setdefault(name, []).append(value)
+    return {name: values if "tag" in name else np.concatenate(values) for name, values in collected.items()}
+
+
+def fit(
+    network: IntentNetwork,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    intent_ids: Sequence[int],
+    tags: Sequence[Sequence[int]],
+    settings: Dict[str, Any],
+) -> Fitted:
+    """Fit the heads' weights and the calibration on the held-out `texts` (their intents, and their
+    token tags or none), with the network as trained on the other examples."""
+    run = lambda batch: outputs(network, tokenizer, batch, settings["max_length"], settings["batch_size"])  # noqa: E731
+    gibberish = run(confidence.gibberish(GIBBERISH_CHECKS, settings["random_seed"]))
+    intent_ids = np.asarray(intent_ids, dtype=int)
+    fitted = Fitted(intent_ids=intent_ids)
+    if len(intent_ids):
+        held_out = run(texts)
+        if settings["intent_classification"] and network.config.num_labels > 1:
+            fitted.intents = combination.fit(held_out["encoder_log_probs"], held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
+        if tags:
+            fitted.tags, tag_parts = _fit_tags(held_out, tags)
+            fitted.parts.update(tag_parts)
+        parts = _score_parts(held_out, fitted.intents)
+        fitted.calibration = confidence.fit(parts, intent_ids, _score_parts(gibberish, fitted.intents), settings["threshold_keeps"])
+        fitted.confidences = confidence.apply(fitted.calibration, parts)
+        fitted.parts.update(
+            encoder=combination.accuracy(held_out["encoder_log_probs"], intent_ids),
+            ngrams=combination.accuracy(held_out["ngram_log_probs"], intent_ids),
+            served=combination.accuracy(fitted.confidences, intent_ids),
+        )
+    fitted.gibberish_confidences = confidence.apply(fitted.calibration, _score_parts(gibberish, fitted.intents))
+    return fitted
+
+
+def _score_parts(outputs_: Dict[str, Any], intents: Combination) -> ScoreParts:
+    closed = combination.combine(
+        torch.from_numpy(outputs_["encoder_log_probs"]), torch.from_numpy(outputs_["ngram_log_probs"]), intents.weights()
+    )
+    return ScoreParts(closed.double().numpy(), outputs_["familiarity"], outputs_["similarity"])
+
+
+def _fit_tags(held_out: Dict[str, Any], tags: Sequence[Sequence[int]]) -> Tuple[Combination, Dict[str, float]]:
+    """The tag heads' weights, fitted on every held-out token with a tag, and each head's span F1."""
+    kept = [np.asarray(row) != entities.IGNORED for row in tags]
+    targets = np.concatenate([np.asarray(row)[keep] for row, keep in zip(tags, kept)])
+    encoder, ngrams = (
+        np.concatenate([log_probs[keep] for log_probs, keep in zip(held_out[name], kept)])
+        for name in ("encoder_tag_log_probs", "ngram_tag_log_probs")
+    )
+    weights = combination.fit(encoder, ngrams, targets, combination.TAG_PRIOR)
+    span_f1 = lambda name: entities.span_f1(tags, [log_probs.argmax(axis=-1) for log_probs in held_out[name]])  # noqa: E731
+    served = [
+        combination.combine(torch.from_numpy(encoder_row), torch.from_numpy(ngram_row), weights.weights()).numpy().argmax(axis=-1)
+        for encoder_row, ngram_row in zip(held_out["encoder_tag_log_probs"], held_out["ngram_tag_log_probs"])
+    ]
+    return weights, {
+        "encoder_entity_f1": span_f1("encoder_tag_log_probs"),
+        "ngrams_entity_f1": span_f1("ngram_tag_log_probs"),
+        "served_entity_f1": entities.span_f1(tags, served),
+    }
