@@ -18,7 +18,7 @@ message (two intents with equal scores) gets at most half for either.
 Fitted per bot, with the constants only as priors (`fit`): a, b, slope and offset together are those
 under which the held-out messages' confidences forecast their intents best (least log loss), with
 generated gibberish as "none of them"; the recommended threshold keeps a share of the held-out
-messages and catches nearly all of the gibberish.
+messages, raised (within limits) to catch nearly all of the gibberish.
 """
 
 import random
@@ -40,8 +40,10 @@ _PRIOR_SCALE = 1.0
 # Generated gibberish weighs this share of the held-out messages in the fit: enough to anchor "none of
 # them" far below real messages without tilting their calibration (0.3 and 1 tilted it on CAIS).
 _GIBBERISH_SHARE = 0.1
-# The recommended threshold catches at least this share of the generated gibberish.
+# The recommended threshold is raised until it catches this share of the generated gibberish, giving up
+# at most another `_RAISE_AT_MOST` of the held-out messages.
 GIBBERISH_CAUGHT = 0.99
+_RAISE_AT_MOST = 0.05
 _LARGEST_LOG = 6.0  # the weights and the slope stay within a factor e^6 of 1
 _LEAST_FAMILIARITY = 1e-4  # log(0) would be -inf
 RELIABILITY_BINS = 10
@@ -103,7 +105,8 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
     gibberish, the priors without held-out messages. All four parameters together have the least log
     loss of the held-out messages as their intents and of the gibberish as "none of them" (weighing
     `_GIBBERISH_SHARE` of the messages), under the priors. The threshold keeps a share `keep` of the
-    held-out messages, or is raised until it catches `GIBBERISH_CAUGHT` of the gibberish."""
+    held-out messages, raised until it catches `GIBBERISH_CAUGHT` of the gibberish as long as it
+    keeps `keep - _RAISE_AT_MOST` of them."""
     if len(intent_ids) == 0:
         return Calibration()
     targets = torch.as_tensor(intent_ids, dtype=torch.long)
@@ -126,9 +129,12 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
     values = _minimise(loss, start).clamp(-_LARGEST_LOG, _LARGEST_LOG).tolist()
     familiarity_weight, similarity_weight, slope = np.exp(values[:3]).tolist()
     fitted = Calibration(familiarity_weight, similarity_weight, slope, values[3], DEFAULT_THRESHOLD, len(intent_ids))
-    threshold = float(np.quantile(apply(fitted, parts).max(axis=1), 1 - keep, method="lower"))
+    top = apply(fitted, parts).max(axis=1)
+    threshold = float(np.quantile(top, 1 - keep, method="lower"))
     if len(gibberish_parts.closed):
-        threshold = max(threshold, float(np.quantile(apply(fitted, gibberish_parts).max(axis=1), GIBBERISH_CAUGHT)))
+        catches_gibberish = float(np.quantile(apply(fitted, gibberish_parts).max(axis=1), GIBBERISH_CAUGHT))
+        highest = float(np.quantile(top, 1 - max(keep - _RAISE_AT_MOST, 0.0), method="lower"))
+        threshold = max(threshold, min(catches_gibberish, highest))
     return Calibration(familiarity_weight, similarity_weight, slope, values[3], threshold, len(intent_ids))
 
 
