@@ -26,7 +26,7 @@ def rasa(project: Path, *arguments: str, expect_success: bool = True) -> str:
     """Run `rasa ARGUMENTS` in `project` and return what it printed (stdout and stderr)."""
     result = subprocess.run(
         rasa_command(*arguments), cwd=project, env=rasa_env(project),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200,
     )
     succeeded = result.returncode == 0
     assert succeeded == expect_success, f"rasa {' '.join(arguments)} exited {result.returncode}:\n{result.stdout}"

@@ -25,7 +25,7 @@ def ten_per_intent(intents: List[str]) -> Dict[str, List[str]]:
 def test_four_intents_with_ten_examples_each_learn_with_only_model_name_set(tiny_bert: Path) -> None:
     intents = ["weather", "alarm", "music", "book_ticket"]
     model = fine_tune(*pairs(ten_per_intent(intents)), settings.validate({"model_name": str(tiny_bert), "device": "cpu"}))
-    assert model.summary["epochs"] == 50 and model.summary["validation_examples"] == 0  # 3 steps per epoch
+    assert model.summary["epochs"] == 50 and model.summary["validation_examples"] == 4  # 3 steps per epoch, 1 held out each
     assert accuracy(model, {intent: HELD_OUT[intent] for intent in intents}) >= 0.75  # chance is 0.25
 
 
