@@ -13,7 +13,7 @@ word order decides gets a large weight, a weak one beside good keywords a small 
 """
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 import numpy as np
 import torch
@@ -64,19 +64,28 @@ def fit(encoder_log_probs: np.ndarray, ngram_log_probs: np.ndarray, targets: np.
     ngrams = torch.as_tensor(ngram_log_probs, dtype=torch.float64)
     target = torch.as_tensor(targets, dtype=torch.long)
     prior_logs = torch.log(torch.tensor([prior.encoder, prior.ngrams], dtype=torch.float64))
-    log_weights = prior_logs.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([log_weights], max_iter=200, line_search_fn="strong_wolfe")
 
-    def loss() -> torch.Tensor:
-        optimizer.zero_grad()
+    def loss(log_weights: torch.Tensor) -> torch.Tensor:
         log_loss = functional.nll_loss(combine(encoder, ngrams, log_weights.exp()), target, reduction="sum")
-        value = log_loss + ((log_weights - prior_logs) / PRIOR_SCALE).square().sum() / 2
+        return log_loss + ((log_weights - prior_logs) / PRIOR_SCALE).square().sum() / 2
+
+    encoder_weight, ngram_weight = minimise(loss, prior_logs).exp().tolist()
+    return Combination(float(encoder_weight), float(ngram_weight), len(targets))
+
+
+def minimise(loss: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor) -> torch.Tensor:
+    """The values near `start` where the (smooth) `loss` is least, found with L-BFGS."""
+    values = start.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([values], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = loss(values)
         value.backward()
         return value
 
-    optimizer.step(loss)
-    encoder_weight, ngram_weight = log_weights.detach().exp().tolist()
-    return Combination(float(encoder_weight), float(ngram_weight), len(targets))
+    optimizer.step(closure)
+    return values.detach()
 
 
 def accuracy(log_probs: np.ndarray, targets: np.ndarray) -> float:

@@ -22,12 +22,14 @@ messages, raised (within limits) to catch nearly all of the gibberish.
 """
 
 import random
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional
+
+from bert_intent.combination import minimise
 
 # Priors of the fit (and its values when nothing is held out). An offset of -3 leaves "none of them" 5 %
 # beside a message that fits one intent perfectly; 0.5 halves the probability an unfamiliar message keeps.
@@ -117,25 +119,27 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
         [np.log(prior.familiarity_weight), np.log(prior.similarity_weight), np.log(prior.slope), prior.offset], dtype=torch.float64
     )
 
+    held_out_tensors, gibberish_tensors = parts.tensors(), gibberish_parts.tensors()
+
     def loss(values: torch.Tensor) -> torch.Tensor:
         parameters = torch.cat([values[:3].clamp(-_LARGEST_LOG, _LARGEST_LOG).exp(), values[3:]])
-        held_out = confidences(open_scores(*parts.tensors(), parameters), parameters)
+        held_out = confidences(open_scores(*held_out_tensors, parameters), parameters)
         log_loss = -torch.log(held_out.gather(1, targets[:, None]).clamp(min=1e-12)).sum()
         if len(gibberish_parts.closed):
-            none = 1 - confidences(open_scores(*gibberish_parts.tensors(), parameters), parameters).sum(dim=-1)
+            none = 1 - confidences(open_scores(*gibberish_tensors, parameters), parameters).sum(dim=-1)
             log_loss = log_loss - gibberish_weight * torch.log(none.clamp(min=1e-12)).sum()
         return log_loss + ((values - start) / _PRIOR_SCALE).square().sum() / 2
 
-    values = _minimise(loss, start).clamp(-_LARGEST_LOG, _LARGEST_LOG).tolist()
+    values = minimise(loss, start).clamp(-_LARGEST_LOG, _LARGEST_LOG).tolist()
     familiarity_weight, similarity_weight, slope = np.exp(values[:3]).tolist()
-    fitted = Calibration(familiarity_weight, similarity_weight, slope, values[3], DEFAULT_THRESHOLD, len(intent_ids))
+    fitted = Calibration(familiarity_weight, similarity_weight, slope, values[3], fitted_on=len(intent_ids))
     top = apply(fitted, parts).max(axis=1)
     threshold = float(np.quantile(top, 1 - keep, method="lower"))
     if len(gibberish_parts.closed):
         catches_gibberish = float(np.quantile(apply(fitted, gibberish_parts).max(axis=1), GIBBERISH_CAUGHT))
         highest = float(np.quantile(top, 1 - max(keep - _RAISE_AT_MOST, 0.0), method="lower"))
         threshold = max(threshold, min(catches_gibberish, highest))
-    return Calibration(familiarity_weight, similarity_weight, slope, values[3], threshold, len(intent_ids))
+    return replace(fitted, threshold=threshold)
 
 
 def apply(calibration: Calibration, parts: ScoreParts) -> np.ndarray:
@@ -143,20 +147,6 @@ def apply(calibration: Calibration, parts: ScoreParts) -> np.ndarray:
     parameters = calibration.parameters().double()
     with torch.no_grad():
         return confidences(open_scores(*parts.tensors(), parameters), parameters).numpy()
-
-
-def _minimise(loss: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor) -> torch.Tensor:
-    values = start.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([values], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = loss(values)
-        value.backward()
-        return value
-
-    optimizer.step(closure)
-    return values.detach()
 
 
 def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = RELIABILITY_BINS) -> float:
