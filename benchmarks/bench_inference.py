@@ -92,7 +92,8 @@ def build_archives(storage: Path, checkpoint: str) -> Dict[str, float]:
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     from bert_intent import settings
-    from bert_intent.model import IntentModel, load_pretrained
+    from bert_intent.checkpoints import load_pretrained
+    from bert_intent.model import IntentModel
     from bert_intent.network import IntentNetwork
 
     if checkpoint:

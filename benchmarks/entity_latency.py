@@ -41,11 +41,11 @@ def model(directory: Path, num_types: int) -> IntentModel:
     torch.manual_seed(0)
     network = IntentNetwork(BertModel(BertConfig(vocab_size=21128)), len(INTENTS), entities.tag_count(types))
     with torch.no_grad():
-        network.ngram_weights.normal_()
-        network.ngram_idf.uniform_(0, 5)
-        network.ngram_seen.bernoulli_(0.05)
+        network.ngrams.weights.normal_()
+        network.ngrams.idf.uniform_(0, 5)
+        network.familiarity.seen.bernoulli_(0.05)
         if types:
-            network.tag_ngram_weights.normal_()
+            network.tag_ngrams.weights.normal_()
     characters = sorted({character for message in MESSAGES for character in message})
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *characters]
     tokenizer = BertTokenizerFast(vocab={token: index for index, token in enumerate(vocabulary)})

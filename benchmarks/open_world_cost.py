@@ -28,16 +28,22 @@ INTENTS = 14
 MESSAGES = ["明天上海会下雨吗", "帮我订一张去北京的机票", "放一首周杰伦的歌", "早上七点叫我起床", "你好", "今天有什么新闻"]
 
 
+class AlwaysFamiliar(torch.nn.Module):
+    """Familiarity 1 to every intent: the network as it would be without the familiarity table."""
+
+    def forward(self, buckets: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        return torch.ones(buckets.shape[0], INTENTS)
+
+
 def network(with_familiarity: bool) -> IntentNetwork:
     torch.manual_seed(0)
     model = IntentNetwork(BertModel(BertConfig(vocab_size=21128)), INTENTS)  # bert-base-chinese's shape
     with torch.no_grad():
-        model.ngram_weights.normal_()
-        model.ngram_idf.uniform_(0, 5)
-        model.ngram_seen.bernoulli_(0.05)
+        model.ngrams.weights.normal_()
+        model.ngrams.idf.uniform_(0, 5)
+        model.familiarity.seen.bernoulli_(0.05)
     if not with_familiarity:
-        del model.ngram_seen  # not in the graph, so not among the exported parameters either
-        model._familiarity = lambda buckets, present: torch.ones(buckets.shape[0], INTENTS)
+        model.familiarity = AlwaysFamiliar()  # its table is not in the graph, nor among the exported parameters
     return model.eval()
 
 

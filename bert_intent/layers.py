@@ -4,7 +4,6 @@ import re
 from typing import Any, Dict, List
 
 from torch import nn
-from transformers import PreTrainedModel
 
 _LAYER = re.compile(r"\.layer\.(\d+)\.")
 
@@ -17,7 +16,7 @@ def layer_depth(parameter_name: str, num_layers: int) -> int:
     return 0 if "embeddings" in parameter_name else num_layers + 1
 
 
-def freeze_bottom(network: PreTrainedModel, num_frozen: int) -> None:
+def freeze_bottom(network: nn.Module, num_frozen: int) -> None:
     """Stop training the embeddings and the first `num_frozen` encoder layers (0 freezes nothing)."""
     if num_frozen == 0:
         return
@@ -30,7 +29,7 @@ def freeze_bottom(network: PreTrainedModel, num_frozen: int) -> None:
 
 
 def parameter_groups(
-    network: PreTrainedModel, learning_rate: float, weight_decay: float, layer_decay: float
+    network: nn.Module, learning_rate: float, weight_decay: float, layer_decay: float
 ) -> List[Dict[str, Any]]:
     """AdamW groups: the learning rate shrinks by `layer_decay` per layer below the head; biases and
     LayerNorm weights get no weight decay. Frozen parameters are left out."""
@@ -45,7 +44,7 @@ def parameter_groups(
     return [{"params": params, "lr": lr, "weight_decay": decay} for (lr, decay), params in groups.items()]
 
 
-def set_dropout(network: PreTrainedModel, probability: float) -> None:
+def set_dropout(network: nn.Module, probability: float) -> None:
     """Use `probability` in every dropout layer of the network (during training; inference has none)."""
     for module in network.modules():
         if isinstance(module, nn.Dropout):

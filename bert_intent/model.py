@@ -3,7 +3,6 @@ types: predict, save, load."""
 
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +11,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 import numpy as np
 import onnxruntime
 import torch
-import transformers
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from bert_intent import combination, entities, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
+from bert_intent.encoding import tokenize, valid_unicode
 from bert_intent.entities import EntityType
 from bert_intent.errors import ModelLoadError
 from bert_intent.network import IntentNetwork
@@ -28,9 +27,9 @@ METADATA_FILE = "bert_intent.json"
 NETWORK_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
-# 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
+# 7: the closed-form heads as named modules (parameter names changed); 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
 # 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 
 
 @dataclass
@@ -105,14 +104,7 @@ class IntentModel:
 
     def _run(self, texts: List[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's confidences and tag probabilities, and each token's character offsets."""
-        inputs = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.settings["max_length"],
-            return_tensors="np",
-            return_offsets_mapping=True,
-        )
+        inputs = tokenize(self.tokenizer, texts, self.settings["max_length"], return_tensors="np", padding=True)
         offsets = inputs.pop("offset_mapping")
         if self.session is not None:
             feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs}
@@ -130,7 +122,7 @@ class IntentModel:
         metadata: Dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "labels": self.labels,
-            "settings": self.settings,
+            "settings": {**self.settings, "model_name": _portable(self.settings.get("model_name", ""))},
             "training": self.summary,
             "calibration": self.calibration.to_dict(),
             "combinations": {"intents": self.combinations[0].to_dict(), "tags": self.combinations[1].to_dict()},
@@ -247,52 +239,7 @@ def _check_widths(
         )
 
 
-def valid_unicode(text: str) -> str:
-    """`text` with lone surrogates (which Python strings allow and tokenizers reject) replaced by U+FFFD."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def load_pretrained(
-    model_name: str, labels: Sequence[str], num_tags: int
-) -> Tuple[PreTrainedTokenizerBase, IntentNetwork]:
-    """Load a checkpoint's fast tokenizer and its encoder with new heads for `labels` and `num_tags` entity tags.
-
-    Weights come only from safetensors files and no code from the checkpoint is run.
-    """
-    _check_model_name(model_name)
-    previous_verbosity = transformers.logging.get_verbosity()
-    # The "newly initialized classifier weights" warning is expected here, so only errors are shown.
-    transformers.logging.set_verbosity_error()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False)
-        network = IntentNetwork.from_pretrained(
-            model_name, len(labels), num_tags, use_safetensors=True, trust_remote_code=False
-        )
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(
-            f"BertIntentClassifier could not load the pretrained model '{model_name}': {error}\n"
-            "If this machine is offline or the Hugging Face Hub is blocked, download the checkpoint "
-            "where the Hub is reachable (e.g. `hf download bert-base-chinese "
-            "--local-dir ./bert-base-chinese`), copy the folder here and set `model_name` to that "
-            "directory, or set the HF_ENDPOINT environment variable to a mirror. Weights are read only "
-            "from model.safetensors (never from pickled pytorch_model.bin files)."
-        ) from error
-    finally:
-        transformers.logging.set_verbosity(previous_verbosity)
-    return tokenizer, network
-
-
-# A Hugging Face model id: "name" or "organisation/name".
-_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
-
-
-def _check_model_name(model_name: str) -> None:
-    """Accept a checkpoint directory or a Hub id; anything else (a file, a URL, a missing path) is an error."""
-    if Path(model_name).is_dir():
-        return
-    if Path(model_name).exists() or ".." in model_name or not _HUB_ID.fullmatch(model_name):
-        raise ModelLoadError(
-            f"BertIntentClassifier: model_name '{model_name}' is neither an existing checkpoint directory "
-            "nor a Hugging Face model id (like 'bert-base-chinese' or 'organisation/name'). Set it to the "
-            "directory that holds config.json, the tokenizer files and model.safetensors, or to a model id."
-        )
+def _portable(model_name: str) -> str:
+    """What the archive records of `model_name`: a Hub id as it is, a local checkpoint directory by its
+    name only (the training machine's paths stay on it)."""
+    return Path(model_name).name if Path(model_name).is_dir() else model_name

@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 from onnxruntime.capi import onnxruntime_pybind11_state as runtime_state
 from onnxruntime.quantization import QuantType, quantize_dynamic
-from transformers import PreTrainedModel
+from torch import nn
 
 # ONNX Runtime's quantizer renames a quantized initializer W into these three.
 _QUANTIZED, _SCALE, _ZERO_POINT = "_quantized", "_scale", "_zero_point"
@@ -47,7 +47,7 @@ class _Predictions(torch.nn.Module):
     """The network as a function of its tokenizer's outputs, returning the intent confidences and the
     entity tag probabilities."""
 
-    def __init__(self, network: PreTrainedModel, input_names: Sequence[str]) -> None:
+    def __init__(self, network: nn.Module, input_names: Sequence[str]) -> None:
         super().__init__()
         self.network = network
         self.input_names = list(input_names)
@@ -57,7 +57,7 @@ class _Predictions(torch.nn.Module):
         return outputs.confidences, outputs.tag_probabilities
 
 
-def export(network: PreTrainedModel, input_names: Sequence[str], path: Path, quantize: bool) -> Dict[str, List]:
+def export(network: nn.Module, input_names: Sequence[str], path: Path, quantize: bool) -> Dict[str, List]:
     """Write `network` to `path` as ONNX (int8 weights with `quantize`); return where each torch
     parameter's values are in the file: {parameter: [initializer, transposed]}."""
     network = copy.deepcopy(network).float().cpu().eval()
@@ -89,7 +89,7 @@ def export(network: PreTrainedModel, input_names: Sequence[str], path: Path, qua
     return _locations(network, names, _initializers(path))
 
 
-def _initializer_names(network: PreTrainedModel, graph_model: onnx.ModelProto) -> Dict[str, str]:
+def _initializer_names(network: nn.Module, graph_model: onnx.ModelProto) -> Dict[str, str]:
     """The initializer holding each parameter's values, found by value: the exporter renames the
     weights it transposes and merges initializers with equal values, so names alone do not say."""
     by_value: Dict[Tuple[Tuple[int, ...], str], str] = {}
@@ -111,7 +111,7 @@ def _fingerprint(array: np.ndarray) -> Tuple[Tuple[int, ...], str]:
     return array.shape, hashlib.sha1(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
 
 
-def _locations(network: PreTrainedModel, names: Dict[str, str], initializers: Dict[str, onnx.TensorProto]) -> Dict[str, List]:
+def _locations(network: nn.Module, names: Dict[str, str], initializers: Dict[str, onnx.TensorProto]) -> Dict[str, List]:
     """{parameter: [initializer, transposed]} for the final file. The quantizer may store a weight
     transposed under its old name (Gemm becomes MatMulInteger), so the orientation is the one whose
     values match the parameter, within one int8 step."""

@@ -5,7 +5,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
@@ -75,6 +75,66 @@ def epoch_history(log_history: List[Dict[str, Any]]) -> List[Dict[str, float]]:
          **validation.get(epoch, {})}
         for epoch in sorted(set(train_losses) | set(validation))
     ]
+
+
+def training_summary(
+    history: List[Dict[str, float]],
+    best_epoch: Optional[int],
+    settings: Dict[str, Any],
+    optimizer_steps: int,
+    train_size: int,
+    validation_size: int,
+) -> Dict[str, Any]:
+    """Epochs run and, with validation, the best epoch (the one kept) and its scores."""
+    summary: Dict[str, Any] = {
+        "epochs_run": history[-1]["epoch"] if history else 0,
+        "epochs": settings["epochs"],
+        "optimizer_steps": optimizer_steps,
+        "train_examples": train_size,
+        "validation_examples": validation_size,
+    }
+    if best_epoch is not None:
+        best = next(row for row in history if row["epoch"] == best_epoch)
+        summary.update(
+            best_epoch=best["epoch"], validation_accuracy=best["accuracy"], validation_macro_f1=best["macro_f1"]
+        )
+        if "entity_f1" in best:
+            summary.update(validation_entity_f1=best["entity_f1"])
+    return summary
+
+
+def summary_line(summary: Dict[str, Any]) -> str:
+    """The training log's closing line: what ran, what the held-out examples chose and how each part did."""
+    line = (
+        f"Trained {summary['epochs_run']} of {summary['epochs']} epochs ({summary['epochs_reason']}"
+        f"{'; stopped early' if summary['epochs_run'] < summary['epochs'] else ''}) at learning rate "
+        f"{summary['learning_rate']:.1e} ({summary['learning_rate_reason']})"
+    )
+    gibberish = f"catches {summary['gibberish_caught']:.0%} of {summary['gibberish_checks']} generated gibberish messages"
+    threshold = f"recommended FallbackClassifier threshold: {summary['recommended_threshold']:.2f}"
+    if "best_epoch" not in summary:
+        return line + (
+            "; nothing was held out (validation_split is 0, or no intent has 4 examples), so the last epoch is "
+            f"kept and the heads' weights and the calibration are the priors; {threshold} (the prior; it {gibberish})."
+        )
+    parts, intents, tags = summary["held_out_parts"], summary["intent_weights"], summary["tag_weights"]
+    tag_part = (
+        f"; entity span F1: tagger {parts['encoder_entity_f1']:.3f}, n-grams {parts['ngrams_entity_f1']:.3f}, "
+        f"combined {parts['served_entity_f1']:.3f}, weights {tags['encoder']:.2f} and {tags['ngrams']:.2f}"
+        if "served_entity_f1" in parts else ""
+    )
+    return line + (
+        f"; kept epoch {summary['best_epoch']}, the best of the encoder head's own held-out macro-F1 "
+        f"({summary['validation_macro_f1']:.3f}{_entity_part(summary)}) on {summary['validation_examples']} held-out "
+        f"examples. On them: encoder head alone {parts['encoder']:.3f}, n-gram head alone {parts['ngrams']:.3f}, "
+        f"served {parts['served']:.3f} (weights chosen: encoder {intents['encoder']:.2f}, n-grams {intents['ngrams']:.2f})"
+        f"{tag_part}; calibrated on them, expected calibration error {summary['expected_calibration_error']:.3f}; "
+        f"{threshold} (keeps {summary['threshold_kept']:.0%} of them, {gibberish})."
+    )
+
+
+def _entity_part(summary: Dict[str, Any]) -> str:
+    return f", entity F1 {summary['validation_entity_f1']:.3f}" if "validation_entity_f1" in summary else ""
 
 
 def write_reports(

@@ -1,13 +1,15 @@
 """The classifier's configuration keys: defaults, validation and device resolution."""
 
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 from bert_intent.errors import ConfigError
-from bert_intent.scratch import SIZE_PRESETS
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+# The shapes of a BERT built from scratch (`checkpoints.SIZE_PRESETS`).
+SCRATCH_SIZES = ("tiny", "mini", "small")
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 CLASS_WEIGHTS = ("balanced", "none")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
@@ -88,7 +90,7 @@ KEYS: Dict[str, _Key] = {
     "pretrained": _Key(
         True, "true (fine-tune model_name) or false (train a small BERT from scratch, offline)", _bool
     ),
-    "scratch_size": _Key("mini", f"one of {', '.join(SIZE_PRESETS)}", _one_of(tuple(SIZE_PRESETS))),
+    "scratch_size": _Key("mini", f"one of {', '.join(SCRATCH_SIZES)}", _one_of(SCRATCH_SIZES)),
     # 0, not null, for "auto": `rasa train --finetune` multiplies this key's value by --epoch-fraction.
     "epochs": _Key(0, "0 (chosen from the data size) or a positive integer", _int_at_least(0)),
     "batch_size": _Key(16, "a positive integer", _int_at_least(1)),
@@ -153,8 +155,10 @@ def validate(config: Dict[str, Any]) -> Dict[str, Any]:
     return resolved
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str) -> "torch.device":
     """Map the `device` setting to a torch device; `auto` prefers CUDA, then MPS, then the CPU."""
+    import torch  # here, so that validating a configuration does not load torch
+
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if device == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
@@ -166,7 +170,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
+def resolve_backend(backend: str, device: "torch.device") -> str:
     """`onnx` or `torch`; `auto` serves with ONNX Runtime on a CPU and with PyTorch on a GPU."""
     if backend == "auto":
         return "onnx" if device.type == "cpu" else "torch"

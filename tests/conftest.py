@@ -13,7 +13,7 @@ from typing import Any, Dict  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from bert_intent.scratch import build_from_scratch  # noqa: E402
+from bert_intent.checkpoints import build_from_scratch  # noqa: E402
 from tests.dataset import characters  # noqa: E402
 
 

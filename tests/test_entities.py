@@ -12,7 +12,7 @@ from bert_intent import entities
 from bert_intent.entities import IGNORED, OUTSIDE, EntityType
 from bert_intent.errors import BertIntentError
 from bert_intent.model import IntentModel
-from bert_intent.scratch import build_from_scratch
+from bert_intent.checkpoints import build_from_scratch
 from bert_intent.settings import validate
 from bert_intent.training import fine_tune
 from tests.dataset import ENTITY_HELD_OUT, ENTITY_TRAIN, annotated, characters

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bert_intent import settings
-from bert_intent.scratch import SIZE_PRESETS, build_from_scratch, character_vocabulary
+from bert_intent.checkpoints import SIZE_PRESETS, build_from_scratch, character_vocabulary
 from bert_intent.training import fine_tune
 from tests.dataset import HELD_OUT, TRAIN, pairs
 

@@ -16,7 +16,9 @@ from bert_intent.confidence import Calibration
 from bert_intent.layers import parameter_groups
 from bert_intent.model import IntentModel
 from bert_intent.held_out import split
-from bert_intent.training import _improves, _learning_rate, _planned_epochs, fine_tune
+from bert_intent.schedule import learning_rate, planned_epochs
+from bert_intent.trainer import improves
+from bert_intent.training import fine_tune
 from tests.dataset import HELD_OUT, TRAIN, pairs, repeated
 
 # 300 examples: validation_split 0.34 holds out 100, enough for a validation set.
@@ -57,10 +59,10 @@ def test_early_stopping_stops_before_the_last_epoch(config: Dict[str, Any]) -> N
 
 
 def test_a_loss_that_only_creeps_down_is_no_improvement() -> None:
-    assert _improves(0.9, 2.0, (0.8, 0.1))  # a higher macro-F1 wins whatever the loss
-    assert _improves(1.0, 0.10, (1.0, 0.12))
-    assert not _improves(1.0, 0.0015, (1.0, 0.002))  # every example right, a hair surer: no reason to go on
-    assert not _improves(0.8, 0.01, (0.9, 0.5))
+    assert improves(0.9, 2.0, (0.8, 0.1))  # a higher macro-F1 wins whatever the loss
+    assert improves(1.0, 0.10, (1.0, 0.12))
+    assert not improves(1.0, 0.0015, (1.0, 0.002))  # every example right, a hair surer: no reason to go on
+    assert not improves(0.8, 0.01, (0.9, 0.5))
 
 
 def encoder_log_probabilities(model: IntentModel, texts: List[str]) -> np.ndarray:
@@ -138,7 +140,7 @@ def test_layerwise_decay_lowers_the_learning_rate_layer_by_layer(config: Dict[st
     assert rate_of[id(named["encoder.encoder.layer.1.output.dense.weight"])] == 0.5
     assert rate_of[id(named["encoder.encoder.layer.0.output.dense.weight"])] == 0.25
     assert rate_of[id(named["encoder.embeddings.word_embeddings.weight"])] == 0.125
-    assert id(named["ngram_weights"]) not in rate_of  # fitted in closed form, not by the optimizer
+    assert id(named["ngrams.weights"]) not in rate_of  # fitted in closed form, not by the optimizer
     decay_of = {id(parameter): group["weight_decay"] for group in groups for parameter in group["params"]}
     assert decay_of[id(named["intent.bias"])] == decay_of[id(named["encoder.embeddings.LayerNorm.weight"])] == 0.0
     assert decay_of[id(named["intent.weight"])] == 0.01
@@ -174,19 +176,19 @@ def test_every_intent_with_four_examples_gives_at_least_one() -> None:
 )
 def test_without_epochs_training_gets_about_500_steps_within_3_to_50_epochs(examples: int, epochs: int) -> None:
     config = settings.validate({})  # batch 16
-    assert _planned_epochs(examples, config, 1.0)[0] == epochs
-    assert _planned_epochs(examples, config, 0.2)[0] == math.ceil(epochs * 0.2)  # rasa train --finetune
-    assert _planned_epochs(examples, {**config, "epochs": 7}, 1.0) == (7, "as configured")
+    assert planned_epochs(examples, config, 1.0)[0] == epochs
+    assert planned_epochs(examples, config, 0.2)[0] == math.ceil(epochs * 0.2)  # rasa train --finetune
+    assert planned_epochs(examples, {**config, "epochs": 7}, 1.0) == (7, "as configured")
 
 
 def test_without_a_learning_rate_it_follows_the_checkpoints_width() -> None:
     config = settings.validate({})
-    assert _learning_rate(768, config)[0] == pytest.approx(3e-5)  # bert-base
-    assert _learning_rate(256, config)[0] == pytest.approx(1e-3)  # BERT-mini, like the pretrained stand-in
-    assert 3e-5 < _learning_rate(512, config)[0] < 1e-3
-    assert _learning_rate(1024, config)[0] == pytest.approx(1.2e-5, rel=0.1)  # bert-large
-    assert _learning_rate(128, config)[0] == 1e-3  # capped
-    assert _learning_rate(256, {**config, "learning_rate": 5e-5}) == (5e-5, "as configured")
+    assert learning_rate(768, config)[0] == pytest.approx(3e-5)  # bert-base
+    assert learning_rate(256, config)[0] == pytest.approx(1e-3)  # BERT-mini, like the pretrained stand-in
+    assert 3e-5 < learning_rate(512, config)[0] < 1e-3
+    assert learning_rate(1024, config)[0] == pytest.approx(1.2e-5, rel=0.1)  # bert-large
+    assert learning_rate(128, config)[0] == 1e-3  # capped
+    assert learning_rate(256, {**config, "learning_rate": 5e-5}) == (5e-5, "as configured")
 
 
 def test_training_logs_a_summary_and_saves_it_with_the_model(config: Dict[str, Any], caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:

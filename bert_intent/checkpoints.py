@@ -1,0 +1,110 @@
+"""Where training starts from: a pretrained checkpoint's tokenizer and encoder, or a small BERT built
+from scratch with a vocabulary of the characters in the training texts.
+
+A scratch BERT needs no download, so it trains anywhere; it learns only from the bot's own examples, so
+it is less accurate than a fine-tuned pretrained checkpoint.
+"""
+
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import transformers
+from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizerFast, PreTrainedTokenizerBase
+
+from bert_intent.errors import ModelLoadError
+from bert_intent.network import IntentNetwork
+
+# Shapes of Google's compact BERTs ("Well-Read Students Learn Better", Turc et al. 2019).
+SIZE_PRESETS: Dict[str, Dict[str, int]] = {
+    "tiny": {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 2, "intermediate_size": 512},
+    "mini": {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024},
+    "small": {"num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048},
+}
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def character_vocabulary(texts: Sequence[str]) -> Dict[str, int]:
+    """Special tokens plus every character of `texts` as BERT's tokenizer splits them.
+
+    Chinese characters and punctuation become single tokens; other words are spelled with a first
+    character and `##` continuations, so no character of the training texts becomes `[UNK]`.
+    """
+    # transformers 5 builds the tokenizer from `vocab=` (a dict); `vocab_file=` would be ignored.
+    splitter = BertTokenizerFast(vocab={token: index for index, token in enumerate(SPECIAL_TOKENS)})
+    normalizer = splitter.backend_tokenizer.normalizer
+    pre_tokenizer = splitter.backend_tokenizer.pre_tokenizer
+    pieces = set()
+    for text in texts:
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)):
+            pieces.add(word[0])
+            pieces.update("##" + character for character in word[1:])
+    return {token: index for index, token in enumerate(SPECIAL_TOKENS + sorted(pieces))}
+
+
+def build_from_scratch(
+    texts: Sequence[str], labels: List[str], size: str, max_length: int, num_tags: int = 1
+) -> Tuple[BertTokenizerFast, IntentNetwork]:
+    """A tokenizer for `texts` and a randomly initialised `size` BERT with heads for `labels` and
+    `num_tags` entity tags."""
+    tokenizer = BertTokenizerFast(vocab=character_vocabulary(texts))
+    config = BertConfig(vocab_size=len(tokenizer.get_vocab()), max_position_embeddings=max_length, **SIZE_PRESETS[size])
+    return tokenizer, IntentNetwork(BertModel(config), len(labels), num_tags)
+
+
+def load_pretrained(
+    model_name: str, labels: Sequence[str], num_tags: int
+) -> Tuple[PreTrainedTokenizerBase, IntentNetwork]:
+    """Load a checkpoint's fast tokenizer and its encoder with new heads for `labels` and `num_tags` entity tags.
+
+    Weights come only from safetensors files and no code from the checkpoint is run.
+    """
+    _check_model_name(model_name)
+    previous_verbosity = transformers.logging.get_verbosity()
+    # The "newly initialized classifier weights" warning is expected here, so only errors are shown.
+    transformers.logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False)
+        network = IntentNetwork.from_pretrained(
+            model_name, len(labels), num_tags, use_safetensors=True, trust_remote_code=False
+        )
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"BertIntentClassifier could not load the pretrained model '{model_name}': {error}\n"
+            "If this machine is offline or the Hugging Face Hub is blocked, download the checkpoint "
+            "where the Hub is reachable (e.g. `hf download bert-base-chinese "
+            "--local-dir ./bert-base-chinese`), copy the folder here and set `model_name` to that "
+            "directory, or set the HF_ENDPOINT environment variable to a mirror. Weights are read only "
+            "from model.safetensors (never from pickled pytorch_model.bin files)."
+        ) from error
+    finally:
+        transformers.logging.set_verbosity(previous_verbosity)
+    return tokenizer, network
+
+
+# A Hugging Face model id: "name" or "organisation/name".
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+
+
+def _check_model_name(model_name: str) -> None:
+    """Accept a checkpoint directory or a Hub id; anything else (a file, a URL, a missing path) is an error."""
+    if Path(model_name).is_dir():
+        return
+    if Path(model_name).exists() or ".." in model_name or not _HUB_ID.fullmatch(model_name):
+        raise ModelLoadError(
+            f"BertIntentClassifier: model_name '{model_name}' is neither an existing checkpoint directory "
+            "nor a Hugging Face model id (like 'bert-base-chinese' or 'organisation/name'). Set it to the "
+            "directory that holds config.json, the tokenizer files and model.safetensors, or to a model id."
+        )
+
+
+def starting_point(
+    texts: Sequence[str], labels: List[str], num_tags: int, settings: Dict[str, Any]
+) -> Tuple[PreTrainedTokenizerBase, IntentNetwork, str]:
+    """The tokenizer and new network training starts from (`model_name`'s, or with `pretrained: false`
+    a `scratch_size` BERT), and a description of them for the log."""
+    if settings["pretrained"]:
+        tokenizer, network = load_pretrained(settings["model_name"], labels, num_tags)
+        return tokenizer, network, f"'{settings['model_name']}'"
+    tokenizer, network = build_from_scratch(texts, labels, settings["scratch_size"], settings["max_length"], num_tags)
+    return tokenizer, network, f"a {settings['scratch_size']} BERT from scratch"

@@ -1,0 +1,48 @@
+"""Hashed n-grams of token ids, the lexical features of the closed-form heads (`heads.py`).
+
+Everything is tensor arithmetic on `input_ids`, so it exports to the network's ONNX graph: a rolling hash
+of token ids, kept below `_MODULUS` at every step so int64 never overflows (in torch and ONNX).
+"""
+
+from typing import Tuple
+
+import torch
+from torch.nn import functional
+
+NGRAM_BUCKETS = 2**17
+MAX_NGRAM = 4
+TAG_NGRAM_BUCKETS = 2**16
+# A token's lexical features: the n-grams (first token's offset from it, length) around it.
+TAG_WINDOWS = ((0, 1), (-1, 1), (1, 1), (-2, 1), (2, 1), (-1, 2), (0, 2), (-2, 2), (1, 2), (-1, 3))
+_TAG_REACH = 2  # the farthest any window reaches from its token
+_MULTIPLIER, _MODULUS, _ORDER_OFFSET = 1_000_003, 2_147_483_647, 999_983
+
+
+def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Hashed bucket of every token 1- to MAX_NGRAM-gram (n-grams across [CLS]/[SEP] mark the start and
+    end), and whether it lies inside the message (1) or touches padding (0); both (batch, n-grams)."""
+    buckets, present = [], []
+    hashes, mask = input_ids, attention_mask
+    for order in range(1, MAX_NGRAM + 1):
+        if order > 1:
+            hashes = (hashes[:, :-1] * _MULTIPLIER + input_ids[:, order - 1 :]) % _MODULUS
+            mask = mask[:, :-1] * attention_mask[:, order - 1 :]
+        buckets.append((hashes + order * _ORDER_OFFSET) % NGRAM_BUCKETS)
+        present.append(mask)
+    return torch.cat(buckets, dim=1), torch.cat(present, dim=1)
+
+
+def tag_ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(batch, tokens, windows): the hashed bucket of each `TAG_WINDOWS` n-gram around every token.
+    Padding and positions beyond the sequence read as id 0, whatever the tokenizer's padding id, so a
+    message's buckets do not depend on its batch-mates."""
+    padded = functional.pad(input_ids * attention_mask, (_TAG_REACH, _TAG_REACH))
+    length = input_ids.shape[1]
+    buckets = []
+    for window, (offset, size) in enumerate(TAG_WINDOWS):
+        hashes = torch.zeros_like(input_ids) + window * _ORDER_OFFSET
+        for position in range(offset, offset + size):
+            start = _TAG_REACH + position
+            hashes = (hashes * _MULTIPLIER + padded[:, start : start + length]) % _MODULUS
+        buckets.append(hashes % TAG_NGRAM_BUCKETS)
+    return torch.stack(buckets, dim=2)

@@ -1,0 +1,204 @@
+"""transformers' Trainer, set up for the network: the loss of the encoder's own heads, layer-wise
+learning rates, the held-out score of each epoch, keeping the best epoch and stopping early."""
+
+import functools
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import transformers
+from packaging.version import Version
+from sklearn.utils.class_weight import compute_class_weight
+from torch.nn import functional
+from transformers import EvalPrediction, PreTrainedTokenizerBase, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.integrations import TensorBoardCallback
+
+from bert_intent import entities, schedule
+from bert_intent.encoding import PadWithTags
+from bert_intent.layers import parameter_groups
+from bert_intent.network import IntentNetwork, IntentOutput
+from bert_intent.reports import scores
+
+# transformers 5 reads a float `warmup_steps` below 1 as a ratio and dropped `warmup_ratio`;
+# transformers 4 (what Python 3.8/3.9 get) only knows `warmup_ratio`.
+_WARMUP_KEY = "warmup_steps" if Version(transformers.__version__).major >= 5 else "warmup_ratio"
+
+# On a macro-F1 tie, validation loss (mean cross-entropy, nats) must fall by at least this much to count
+# as an improvement: once every example is right it otherwise keeps creeping down by a hair each epoch,
+# and early stopping would never fire.
+MIN_LOSS_IMPROVEMENT = 0.01
+
+
+def improves(score: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
+    """Whether an epoch beats the best so far (score, validation loss): a higher validation score (see
+    `metrics`), or the same (common on a small validation set, where several epochs get every example
+    right) and a validation loss lower by at least `MIN_LOSS_IMPROVEMENT`, i.e. a clearly surer model."""
+    if best is None:
+        return True
+    best_score, best_loss = best
+    return score > best_score or (score == best_score and validation_loss <= best_loss - MIN_LOSS_IMPROVEMENT)
+
+
+class _IntentTrainer(Trainer):
+    """Trainer of the encoder and its heads: class-weighted, label-smoothed cross-entropy of the intent
+    plus the cross-entropy of the entity tags (as in JointBERT), and layer-wise learning rates."""
+
+    def __init__(
+        self, *args: Any, class_weights: Optional[torch.Tensor], settings: Dict[str, Any], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._class_weights = class_weights
+        self._label_smoothing = settings["label_smoothing"]
+        self._layer_decay = settings["layerwise_lr_decay"]
+        self._learns_intents = settings["intent_classification"]
+
+    def compute_loss(
+        self, model: IntentNetwork, inputs: Dict[str, Any], return_outputs: bool = False, **kwargs: Any
+    ) -> Any:
+        outputs = model(**{key: value for key, value in inputs.items() if key not in ("labels", "entity_tags")})
+        # The encoder learns from its own heads, and validation scores them alone: the closed-form heads
+        # are fixed, so only the encoder's own score tells epochs apart.
+        logits = outputs.encoder_log_probs
+        weights = None if self._class_weights is None else self._class_weights.to(logits.device)
+        loss = logits.new_zeros(())
+        if self._learns_intents:
+            loss = functional.cross_entropy(logits, inputs["labels"], weight=weights, label_smoothing=self._label_smoothing)
+        if "entity_tags" in inputs:
+            tag_logits = outputs.encoder_tag_log_probs
+            loss = loss + functional.cross_entropy(
+                tag_logits.reshape(-1, tag_logits.shape[-1]), inputs["entity_tags"].reshape(-1), ignore_index=entities.IGNORED
+            )
+        # Trainer's evaluation compares the outputs with the labels: the encoder's intent and tag log-probabilities.
+        evaluated = IntentOutput(
+            logits=logits, tag_logits=outputs.encoder_tag_log_probs if "entity_tags" in inputs else None
+        )
+        return (loss, evaluated) if return_outputs else loss
+
+    def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+            groups = parameter_groups(self.model, self.args.learning_rate, self.args.weight_decay, self._layer_decay)
+            self.optimizer = optimizer_class(groups, **optimizer_kwargs)
+        return self.optimizer
+
+
+class KeepBestEpoch(TrainerCallback):
+    """Keep a copy of the weights of the best epoch (see `improves`), restored after training,
+    and stop after `patience` epochs without improvement (0: never stop early).
+
+    Trainer's own `load_best_model_at_end` reloads its checkpoint with a plain `load_state_dict`; on
+    transformers 5.3 that misses BERT's LayerNorm weights (saved as gamma/beta), so a copy in memory
+    is kept instead, which also spares writing a checkpoint every epoch.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_scores: Optional[Tuple[float, float]] = None
+        self.best_epoch: Optional[int] = None
+        self.best_weights: Optional[Dict[str, torch.Tensor]] = None
+        self.epochs_without_improvement = 0
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Dict[str, float], model: Any = None, **kwargs: Any) -> None:
+        scores = metrics["eval_selection_score"], metrics["eval_loss"]
+        if improves(*scores, self.best_scores):
+            self.best_scores, self.best_epoch, self.epochs_without_improvement = scores, round(state.epoch), 0
+            self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
+        else:
+            self.epochs_without_improvement += 1
+            control.should_training_stop = 0 < self.patience <= self.epochs_without_improvement
+
+    def restore(self, model: IntentNetwork) -> None:
+        if self.best_weights is not None:
+            model.load_state_dict(self.best_weights)
+
+
+class _LossInProgressBar(ProgressCallback):
+    """Trainer's progress bar, showing the running loss instead of printing every log entry."""
+
+    def on_log(self, args: TrainingArguments, state: Any, control: Any, logs: Optional[Dict] = None, **kwargs: Any) -> None:
+        if self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+
+
+def build_trainer(
+    network: IntentNetwork,
+    tokenizer: PreTrainedTokenizerBase,
+    train_set: List[Dict[str, Any]],
+    validation_set: List[Dict[str, Any]],
+    settings: Dict[str, Any],
+    device: torch.device,
+    output_dir: str,
+    best_epoch: KeepBestEpoch,
+) -> "_IntentTrainer":
+    """A Trainer of `network` on `train_set`, scoring every epoch on `validation_set` (when there is one)."""
+    validating = bool(validation_set)
+    learns_entities = "entity_tags" in train_set[0]
+    steps_per_epoch = schedule.steps_per_epoch(len(train_set), settings)
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    tensorboard = settings["report_to"] == "tensorboard"
+    arguments = TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=settings["epochs"],
+        per_device_train_batch_size=settings["batch_size"],
+        per_device_eval_batch_size=settings["batch_size"],
+        gradient_accumulation_steps=settings["gradient_accumulation_steps"],
+        gradient_checkpointing=settings["gradient_checkpointing"],
+        learning_rate=settings["learning_rate"],
+        weight_decay=settings["weight_decay"],
+        lr_scheduler_type=settings["lr_scheduler_type"],
+        **{_WARMUP_KEY: settings["warmup_ratio"]},
+        seed=settings["random_seed"],
+        use_cpu=device.type == "cpu",
+        bf16=bf16,
+        fp16=device.type == "cuda" and not bf16,
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // 10),
+        eval_strategy="epoch" if validating else "no",
+        save_strategy="no",
+        report_to="none" if tensorboard else settings["report_to"],
+        label_names=["labels", "entity_tags"] if learns_entities else ["labels"],
+    )
+    callbacks: List[Any] = [best_epoch]
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings["report_dir"]) / "tensorboard"))))
+    train_labels = [example["labels"] for example in train_set]
+    trainer = _IntentTrainer(
+        model=network,
+        args=arguments,
+        train_dataset=train_set,
+        eval_dataset=validation_set or None,
+        data_collator=PadWithTags(tokenizer),
+        compute_metrics=functools.partial(
+            metrics, learns_intents=settings["intent_classification"], learns_entities=learns_entities
+        ),
+        callbacks=callbacks,
+        class_weights=_class_weights(train_labels, network.config.num_labels, settings["class_weights"]),
+        settings=settings,
+    )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_LossInProgressBar)
+    return trainer
+
+
+def metrics(prediction: EvalPrediction, learns_intents: bool, learns_entities: bool) -> Dict[str, float]:
+    """Intent accuracy and macro-F1, entity span F1, and the score that picks the best epoch: the
+    intents' macro-F1, the entities' F1, or their mean when both are learned."""
+    if not learns_entities:
+        metrics = scores(prediction.label_ids, np.argmax(prediction.predictions, axis=-1))
+        return {**metrics, "selection_score": metrics["macro_f1"]}
+    (intent_logits, tag_logits), (intent_ids, tag_ids) = prediction.predictions, prediction.label_ids
+    metrics = scores(intent_ids, np.argmax(intent_logits, axis=-1))
+    metrics["entity_f1"] = entities.span_f1(tag_ids, np.argmax(tag_logits, axis=-1))
+    parts = [metrics["macro_f1"]] * learns_intents + [metrics["entity_f1"]]
+    return {**metrics, "selection_score": float(np.mean(parts))}
+
+
+def _class_weights(train_labels: List[int], num_labels: int, mode: str) -> Optional[torch.Tensor]:
+    """`balanced`: each intent's loss weighs n_examples / (n_intents * n_examples_of_that_intent)."""
+    if mode == "none":
+        return None
+    weights = compute_class_weight("balanced", classes=np.arange(num_labels), y=train_labels)
+    return torch.tensor(weights, dtype=torch.float32)
