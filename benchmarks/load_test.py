@@ -29,7 +29,7 @@ import requests
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from tests.cli import rasa_command, rasa_env, serve  # noqa: E402
+from tests.helpers import rasa_command, rasa_env, serve  # noqa: E402
 MESSAGES = [
     "你好", "帮我订一张明天去上海的机票", "明天北京会不会下雨啊", "设一个明早七点的闹钟", "放一首周杰伦的歌",
     "我下周三要去杭州出差，帮我看看有没有上午九点左右从北京南站出发的高铁，最好是二等座靠窗的位置",

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from bert_intent.checkpoints import build_from_scratch  # noqa: E402
-from tests.dataset import characters  # noqa: E402
+from tests.helpers import characters  # noqa: E402
 
 
 @pytest.fixture(scope="session")

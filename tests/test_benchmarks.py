@@ -10,6 +10,7 @@ import pytest
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
+@pytest.mark.training
 def test_train_quality_says_it_skips_without_the_dataset(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "train_quality.py")],

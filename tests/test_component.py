@@ -15,31 +15,9 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 import bert_intent
 from bert_intent import BertIntentClassifier
-from tests.dataset import HELD_OUT, TRAIN, pairs
+from tests.helpers import HELD_OUT, TRAIN, Project, messages, pairs, training_data
 
-
-def training_data(data: Dict[str, List[str]]) -> TrainingData:
-    return TrainingData([Message(data={TEXT: text, INTENT: intent}) for text, intent in zip(*pairs(data))])
-
-
-def messages(*texts: Any) -> List[Message]:
-    return [Message(data={TEXT: text}) for text in texts]
-
-
-class Project:
-    """A model storage, a resource and the component config, as Rasa's engine hands them over."""
-
-    def __init__(self, path: Path, config: Dict[str, Any]) -> None:
-        self.storage = LocalModelStorage(path)
-        self.resource = Resource("bert_intent")
-        self.context = ExecutionContext(GraphSchema({}), node_name="bert_intent")
-        self.config = {**BertIntentClassifier.get_default_config(), **config}
-
-    def create(self, **overrides: Any) -> BertIntentClassifier:
-        return BertIntentClassifier.create({**self.config, **overrides}, self.storage, self.resource, self.context)
-
-    def load(self) -> BertIntentClassifier:
-        return BertIntentClassifier.load(self.config, self.storage, self.resource, self.context)
+pytestmark = pytest.mark.training
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from typing import List
 
 from bert_intent.data_checks import training_data_warnings
-from tests.dataset import TRAIN, pairs
+from tests.helpers import TRAIN, pairs
 
 
 def warnings_for(data: dict) -> List[str]:

@@ -15,7 +15,7 @@ from bert_intent.model import IntentModel
 from bert_intent.checkpoints import build_from_scratch
 from bert_intent.settings import validate
 from bert_intent.training import fine_tune
-from tests.dataset import ENTITY_HELD_OUT, ENTITY_TRAIN, annotated, characters
+from tests.helpers import ENTITY_HELD_OUT, ENTITY_TRAIN, annotated, characters
 
 CITY, TIME = EntityType("city"), EntityType("time")
 DEPARTURE = EntityType("city", role="departure")
@@ -110,6 +110,7 @@ def spans(found: List[List[Dict[str, Any]]]) -> List[set]:
     return [{(e["start"], e["end"], e["entity"], e.get("role")) for e in message} for message in found]
 
 
+@pytest.mark.training
 def test_the_entity_head_finds_known_values_in_new_sentences(trained: IntentModel) -> None:
     texts, intents, annotations = annotated(ENTITY_HELD_OUT)
     predictions = trained.predict(texts)
@@ -120,6 +121,7 @@ def test_the_entity_head_finds_known_values_in_new_sentences(trained: IntentMode
     assert trained.entity_types == [CITY, DEPARTURE, EntityType("city", role="destination"), TIME]
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_saved_models_find_the_same_entities(trained: IntentModel, backend: str, tmp_path: Path) -> None:
     texts = annotated(ENTITY_HELD_OUT)[0] + ["", "x" * 500]
@@ -128,6 +130,7 @@ def test_saved_models_find_the_same_entities(trained: IntentModel, backend: str,
     assert spans(loaded.predict(texts).entities) == spans(trained.predict(texts).entities)
 
 
+@pytest.mark.training
 def test_training_warns_about_each_annotation_it_cannot_use(tiny_settings: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     texts, intents, annotations = annotated(ENTITY_TRAIN)
     annotations[0] = annotations[0] + [{"start": 0, "end": 99, "value": "?", "entity": "city"}]
@@ -136,6 +139,7 @@ def test_training_warns_about_each_annotation_it_cannot_use(tiny_settings: Dict[
     assert any(texts[0] in record.message and "outside the text" in record.message for record in caplog.records)
 
 
+@pytest.mark.training
 def test_entity_recognition_false_learns_intents_only(tiny_settings: Dict[str, Any]) -> None:
     texts, intents, annotations = annotated(ENTITY_TRAIN)
     model = fine_tune(texts, intents, validate({**tiny_settings, "epochs": 1, "entity_recognition": False}), annotations=annotations)
@@ -148,6 +152,7 @@ def test_entities_only_without_annotations_is_a_clear_error(tiny_settings: Dict[
         fine_tune(texts, intents, validate({**tiny_settings, "intent_classification": False}))
 
 
+@pytest.mark.training
 def test_a_single_intent_with_entities_trains_the_entity_head(tiny_settings: Dict[str, Any]) -> None:
     texts, _, annotations = annotated({"weather": ENTITY_TRAIN["weather"]})
     model = fine_tune(texts, ["weather"] * len(texts), validate({**tiny_settings, "epochs": 30}), annotations=annotations)
@@ -156,6 +161,7 @@ def test_a_single_intent_with_entities_trains_the_entity_head(tiny_settings: Dic
     assert [e["value"] for e in predictions.entities[0]] == ["成都"]
 
 
+@pytest.mark.training
 def test_continuing_with_changed_entity_types_names_them(trained: IntentModel, tiny_settings: Dict[str, Any]) -> None:
     texts, intents, annotations = annotated(ENTITY_TRAIN)
     renamed = [[{**a, "entity": "hour"} if a["entity"] == "time" else a for a in message] for message in annotations]

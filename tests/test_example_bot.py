@@ -19,7 +19,7 @@ import requests
 import yaml
 from rasa.core.agent import Agent
 
-from tests.cli import free_port, rasa, rasa_command, rasa_env, serve
+from tests.helpers import free_port, rasa, rasa_command, rasa_env, serve
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,9 @@ import pytest
 from bert_intent import settings
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
-from tests.dataset import HELD_OUT, TRAIN, pairs
+from tests.helpers import HELD_OUT, TRAIN, pairs
+
+pytestmark = pytest.mark.training
 
 
 def accuracy(model: IntentModel, data: Dict[str, List[str]]) -> float:

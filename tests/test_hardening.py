@@ -17,8 +17,9 @@ from bert_intent import BertIntentClassifier, settings
 from bert_intent.errors import BertIntentError, ModelLoadError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
-from tests.dataset import TRAIN, pairs
-from tests.test_component import Project, messages, training_data
+from tests.helpers import TRAIN, Project, messages, pairs, training_data
+
+pytestmark = pytest.mark.training
 
 REPOSITORY = Path(__file__).parent.parent
 

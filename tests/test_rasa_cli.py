@@ -11,8 +11,8 @@ from typing import Any, Dict, List
 import pytest
 from rasa.core.agent import Agent
 
-from tests.cli import rasa
-from tests.dataset import ENTITY_HELD_OUT, ENTITY_TRAIN, HELD_OUT, TRAIN, write_config_yaml, write_nlu_yaml
+
+from tests.helpers import ENTITY_HELD_OUT, ENTITY_TRAIN, HELD_OUT, TRAIN, rasa, write_config_yaml, write_nlu_yaml
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 from bert_intent import settings
 from bert_intent.checkpoints import SIZE_PRESETS, build_from_scratch, character_vocabulary
 from bert_intent.training import fine_tune
-from tests.dataset import HELD_OUT, TRAIN, pairs
+from tests.helpers import HELD_OUT, TRAIN, pairs
 
 
 def test_every_character_of_the_training_texts_is_in_the_vocabulary() -> None:
@@ -43,6 +43,7 @@ def from_scratch() -> Dict[str, Any]:
     )
 
 
+@pytest.mark.training
 def test_a_model_trained_from_scratch_learns_without_any_checkpoint(from_scratch: Dict[str, Any]) -> None:
     model = fine_tune(*pairs(TRAIN), from_scratch)
     texts, intents = pairs(HELD_OUT)

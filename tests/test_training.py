@@ -1,5 +1,6 @@
 """Fine-tuning and inference without Rasa, on the tiny BERT loaded exactly like a real checkpoint."""
 
+import json
 from pathlib import Path
 from typing import Any, Dict
 
@@ -12,7 +13,9 @@ from bert_intent.confidence import gibberish
 from bert_intent.errors import BertIntentError, ModelLoadError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
-from tests.dataset import HELD_OUT, TRAIN, pairs
+from tests.helpers import HELD_OUT, TRAIN, pairs
+
+pytestmark = pytest.mark.training
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +59,8 @@ def test_float32_save_then_load_gives_the_same_predictions(trained: IntentModel,
         calibration=trained.calibration, combinations=trained.combinations,
     ).save(tmp_path)
     assert not [path for path in tmp_path.rglob("*") if path.suffix in (".bin", ".pkl", ".pt", ".pth")]
+    stored_name = json.loads((tmp_path / "bert_intent.json").read_text(encoding="utf-8"))["settings"]["model_name"]
+    assert stored_name == Path(trained.settings["model_name"]).name  # the training machine's path stays there
     texts, _ = pairs(HELD_OUT)
     expected = trained.confidences(texts)
     for backend in ("torch", "onnx"):
@@ -142,6 +147,8 @@ def test_training_can_continue_from_a_trained_model(trained: IntentModel, config
     continued = fine_tune(*pairs(TRAIN), {**config, "epochs": 1, "learning_rate": 1e-12}, start_from=trained)
     np.testing.assert_allclose(continued.confidences(texts), before, atol=1e-5)
     assert accuracy(continued, HELD_OUT) >= 0.8
+    assert continued.network is not trained.network  # the model continued from is left as it was
+    np.testing.assert_array_equal(trained.confidences(texts), before)
 
 
 def test_continuing_with_changed_intents_names_them(trained: IntentModel, config: Dict[str, Any]) -> None:

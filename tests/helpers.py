@@ -1,8 +1,26 @@
-"""A small Chinese intent dataset for the tests, and writers for the files a Rasa project needs."""
+"""Shared test helpers: a small Chinese intent dataset and writers for a Rasa project's files, the
+component as Rasa's engine hands it over, and the rasa CLI run as a user runs it."""
 
+import contextlib
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Tuple
+
+import requests
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bert_intent import BertIntentClassifier
+
 
 TRAIN: Dict[str, List[str]] = {
     "greet": [
@@ -119,3 +137,85 @@ def write_config_yaml(path: Path, pipeline: Iterable[Dict[str, object]]) -> Path
     config = {"recipe": "default.v1", "language": "zh", "pipeline": list(pipeline), "policies": None}
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
+
+
+def training_data(data: Dict[str, List[str]]) -> TrainingData:
+    return TrainingData([Message(data={TEXT: text, INTENT: intent}) for text, intent in zip(*pairs(data))])
+
+
+def messages(*texts: Any) -> List[Message]:
+    return [Message(data={TEXT: text}) for text in texts]
+
+
+class Project:
+    """A model storage, a resource and the component config, as Rasa's engine hands them over."""
+
+    def __init__(self, path: Path, config: Dict[str, Any]) -> None:
+        self.storage = LocalModelStorage(path)
+        self.resource = Resource("bert_intent")
+        self.context = ExecutionContext(GraphSchema({}), node_name="bert_intent")
+        self.config = {**BertIntentClassifier.get_default_config(), **config}
+
+    def create(self, **overrides: Any) -> BertIntentClassifier:
+        return BertIntentClassifier.create({**self.config, **overrides}, self.storage, self.resource, self.context)
+
+    def load(self) -> BertIntentClassifier:
+        return BertIntentClassifier.load(self.config, self.storage, self.resource, self.context)
+
+
+def rasa_command(*arguments: str) -> List[str]:
+    """The `rasa` command of the Python running the tests."""
+    return [sys.executable, "-m", "rasa", *arguments]
+
+
+def rasa_env(project: Path) -> Dict[str, str]:
+    """The environment with a training cache that belongs to `project` alone."""
+    return {**os.environ, "RASA_CACHE_DIRECTORY": str(project / ".rasa-cache")}
+
+
+def rasa(project: Path, *arguments: str, expect_success: bool = True) -> str:
+    """Run `rasa ARGUMENTS` in `project` and return what it printed (stdout and stderr)."""
+    result = subprocess.run(
+        rasa_command(*arguments), cwd=project, env=rasa_env(project),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200,
+    )
+    succeeded = result.returncode == 0
+    assert succeeded == expect_success, f"rasa {' '.join(arguments)} exited {result.returncode}:\n{result.stdout}"
+    return result.stdout
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(model: Path, workdir: Path, start_timeout: float = 180) -> Iterator[Tuple[str, int]]:
+    """`rasa run --enable-api` with `model` on a free 127.0.0.1 port; yields (url, pid) once it answers."""
+    port = free_port()
+    log_path = workdir / "rasa-run.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            rasa_command("run", "--enable-api", "--model", str(model), "-i", "127.0.0.1", "-p", str(port)),
+            cwd=workdir, env=rasa_env(workdir), stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not _answers(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"rasa run did not start:\n{log_path.read_text()}")
+            time.sleep(1)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.ConnectionError:
+        return False
