@@ -12,6 +12,7 @@ from transformers import AutoModel
 
 from bert_intent import settings
 from bert_intent.confidence import Calibration
+from bert_intent.held_out import split
 from bert_intent.layers import parameter_groups
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
