@@ -64,9 +64,7 @@ class NgramHead(nn.Module):
         features = sparse.csr_matrix(
             (weights.flatten().numpy(), (rows, buckets.flatten().numpy())), shape=(num_examples, NGRAM_BUCKETS)
         )
-        model = LogisticRegression(C=NGRAM_C, class_weight="balanced" if balanced else None, max_iter=1000)
-        model.fit(features, np.asarray(label_ids))
-        coefficients, intercept = _class_rows(model)
+        coefficients, intercept = _logistic_regression(features, np.asarray(label_ids), NGRAM_C, balanced)
         with torch.no_grad():
             self.weights.copy_(torch.from_numpy(coefficients.T.astype(np.float32)))
             self.bias.copy_(torch.from_numpy(intercept.astype(np.float32)))
@@ -125,9 +123,7 @@ class TagNgramHead(nn.Module):
         intercept = np.full(num_tags, -30.0, dtype=np.float32)
         present = np.unique(token_tags)
         if len(present) > 1:
-            model = LogisticRegression(C=TAG_NGRAM_C, max_iter=1000)
-            model.fit(features, token_tags)
-            coefficients[model.classes_], intercept[model.classes_] = _class_rows(model)
+            coefficients[present], intercept[present] = _logistic_regression(features, token_tags, TAG_NGRAM_C, False)
         else:
             intercept[present] = 0.0
         with torch.no_grad():
@@ -151,6 +147,20 @@ class Centroids(nn.Module):
         sums = torch.zeros_like(self.centroids).index_add_(0, labels, representations.to(self.centroids))
         with torch.no_grad():
             self.centroids.copy_(functional.normalize(sums, dim=-1))
+
+
+def _logistic_regression(features: sparse.csr_matrix, labels: np.ndarray, c: float, balanced: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """(coefficients: classes x features, intercept) of scikit-learn's multinomial LogisticRegression,
+    one row per class present in `labels` (in sorted order). It is fitted on the feature columns that
+    occur only: the others would get zero weights anyway (L2), and the solver's steps cost in proportion
+    to the number of columns, which a hashed table mostly leaves empty (tens of times faster)."""
+    used = np.unique(features.indices)
+    model = LogisticRegression(C=c, class_weight="balanced" if balanced else None, max_iter=1000)
+    model.fit(features[:, used], labels)
+    compact, intercept = _class_rows(model)
+    coefficients = np.zeros((compact.shape[0], features.shape[1]), dtype=compact.dtype)
+    coefficients[:, used] = compact
+    return coefficients, intercept
 
 
 def _class_rows(model: LogisticRegression) -> Tuple[np.ndarray, np.ndarray]:
