@@ -258,7 +258,7 @@ def trained_bot(storage: Path) -> Dict[str, float]:
     model = fine_tune([m.get("text") for m in examples], [m.get("intent") for m in examples],
                       settings.validate({**config, "device": "cpu"}))
     for name, quantize in (("bot_int8", True), ("bot_float32", False)):
-        IntentModel(model.labels, {**model.settings, "quantize": quantize}, model.tokenizer, model.network,
+        IntentModel(model.labels, model.settings.replace(quantize=quantize), model.tokenizer, model.network,
                     calibration=model.calibration, combinations=model.combinations).save(storage / name)
     expected = [intent for _, intent in held_out()]
     accuracy = {

@@ -26,7 +26,7 @@ from bert_intent import entities  # noqa: E402
 from bert_intent.entities import EntityType  # noqa: E402
 from bert_intent.model import IntentModel  # noqa: E402
 from bert_intent.network import IntentNetwork  # noqa: E402
-from bert_intent.settings import DEFAULTS  # noqa: E402
+from bert_intent.settings import validate  # noqa: E402
 
 INTENTS = [f"intent_{index}" for index in range(14)]
 MESSAGES = [
@@ -49,7 +49,7 @@ def model(directory: Path, num_types: int) -> IntentModel:
     characters = sorted({character for message in MESSAGES for character in message})
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *characters]
     tokenizer = BertTokenizerFast(vocab={token: index for index, token in enumerate(vocabulary)})
-    IntentModel(INTENTS, dict(DEFAULTS), tokenizer, network, entity_types=types).save(directory)
+    IntentModel(INTENTS, validate({}), tokenizer, network, entity_types=types).save(directory)
     return IntentModel.load(directory, torch.device("cpu"), "onnx")
 
 

@@ -14,6 +14,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
 
 from bert_intent.errors import ModelLoadError
 from bert_intent.network import IntentNetwork
+from bert_intent.settings import Settings
 
 # Shapes of Google's compact BERTs ("Well-Read Students Learn Better", Turc et al. 2019).
 SIZE_PRESETS: Dict[str, Dict[str, int]] = {
@@ -99,12 +100,12 @@ def _check_model_name(model_name: str) -> None:
 
 
 def starting_point(
-    texts: Sequence[str], labels: List[str], num_tags: int, settings: Dict[str, Any]
+    texts: Sequence[str], labels: List[str], num_tags: int, settings: Settings
 ) -> Tuple[PreTrainedTokenizerBase, IntentNetwork, str]:
     """The tokenizer and new network training starts from (`model_name`'s, or with `pretrained: false`
     a `scratch_size` BERT), and a description of them for the log."""
-    if settings["pretrained"]:
-        tokenizer, network = load_pretrained(settings["model_name"], labels, num_tags)
-        return tokenizer, network, f"'{settings['model_name']}'"
-    tokenizer, network = build_from_scratch(texts, labels, settings["scratch_size"], settings["max_length"], num_tags)
-    return tokenizer, network, f"a {settings['scratch_size']} BERT from scratch"
+    if settings.pretrained:
+        tokenizer, network = load_pretrained(settings.model_name, labels, num_tags)
+        return tokenizer, network, f"'{settings.model_name}'"
+    tokenizer, network = build_from_scratch(texts, labels, settings.scratch_size, settings.max_length, num_tags)
+    return tokenizer, network, f"a {settings.scratch_size} BERT from scratch"

@@ -134,11 +134,11 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         """
         component = cls(config, model_storage, resource)
         with _reported_to_rasa():
-            device = bert_settings.resolve_device(component.config["device"])
+            device = bert_settings.resolve_device(component.config.device)
             backend = (
                 "torch"
                 if execution_context.is_finetuning
-                else bert_settings.resolve_backend(component.config["inference_backend"], device)
+                else bert_settings.resolve_backend(component.config.inference_backend, device)
             )
             try:
                 with model_storage.read_from(resource) as model_dir:
@@ -191,11 +191,11 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         confidences = dict(zip(scored, predictions.confidences))
         found = dict(zip(scored, predictions.entities))
         for index, message in enumerate(messages):
-            if self.config["intent_classification"]:
+            if self.config.intent_classification:
                 ranking = self._ranking(confidences[index]) if index in confidences else []
                 intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
                 message.set(INTENT, intent, add_to_output=True)
-                message.set(INTENT_RANKING_KEY, ranking[: self.config["ranking_length"] or None], add_to_output=True)
+                message.set(INTENT_RANKING_KEY, ranking[: self.config.ranking_length or None], add_to_output=True)
             if self._model.entity_types:
                 entities = self.add_extractor_name(found.get(index, []))
                 message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)

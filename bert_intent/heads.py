@@ -13,6 +13,7 @@
 They read tensors only, so the whole network exports to one ONNX graph. Their `fit`s run on the CPU.
 """
 
+import warnings
 from typing import Sequence, Tuple
 
 import numpy as np
@@ -153,10 +154,16 @@ def _logistic_regression(features: sparse.csr_matrix, labels: np.ndarray, c: flo
     """(coefficients: classes x features, intercept) of scikit-learn's multinomial LogisticRegression,
     one row per class present in `labels` (in sorted order). It is fitted on the feature columns that
     occur only: the others would get zero weights anyway (L2), and the solver's steps cost in proportion
-    to the number of columns, which a hashed table mostly leaves empty (tens of times faster)."""
+    to the number of columns, which a hashed table mostly leaves empty. Newton-CG: on the example bot it
+    reaches the same predictions as scikit-learn's default L-BFGS 2.5 to 5 times sooner (scipy's L-BFGS-B
+    spends most of its time in per-iteration bookkeeping at hundreds of thousands of weights)."""
     used = np.unique(features.indices)
-    model = LogisticRegression(C=c, class_weight="balanced" if balanced else None, max_iter=1000)
-    model.fit(features[:, used], labels)
+    model = LogisticRegression(C=c, class_weight="balanced" if balanced else None, solver="newton-cg", max_iter=1000)
+    with warnings.catch_warnings():
+        # Near the optimum newton-cg's line search can find no further decrease within machine precision.
+        warnings.filterwarnings("ignore", message="The line search algorithm did not converge")
+        warnings.filterwarnings("ignore", message="Line Search failed")
+        model.fit(features[:, used], labels)
     compact, intercept = _class_rows(model)
     coefficients = np.zeros((compact.shape[0], features.shape[1]), dtype=compact.dtype)
     coefficients[:, used] = compact

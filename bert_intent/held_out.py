@@ -21,6 +21,7 @@ from bert_intent.combination import Combination
 from bert_intent.encoding import tokenize
 from bert_intent.confidence import Calibration, ScoreParts
 from bert_intent.network import IntentNetwork
+from bert_intent.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -95,23 +96,23 @@ def fit(
     texts: Sequence[str],
     intent_ids: Sequence[int],
     tags: Sequence[Sequence[int]],
-    settings: Dict[str, Any],
+    settings: Settings,
 ) -> Fitted:
     """Fit the heads' weights and the calibration on the held-out `texts` (their intents, and their
     token tags or none), with the network as trained on the other examples."""
-    run = lambda batch: outputs(network, tokenizer, batch, settings["max_length"], settings["batch_size"])  # noqa: E731
-    gibberish = run(confidence.gibberish(GIBBERISH_CHECKS, settings["random_seed"]))
+    run = lambda batch: outputs(network, tokenizer, batch, settings.max_length, settings.batch_size)  # noqa: E731
+    gibberish = run(confidence.gibberish(GIBBERISH_CHECKS, settings.random_seed))
     intent_ids = np.asarray(intent_ids, dtype=int)
     fitted = Fitted(intent_ids=intent_ids)
     if len(intent_ids):
         held_out = run(texts)
-        if settings["intent_classification"] and network.config.num_labels > 1:
+        if settings.intent_classification and network.config.num_labels > 1:
             fitted.intents = combination.fit(held_out["encoder_log_probs"], held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
         if tags:
             fitted.tags, tag_parts = _fit_tags(held_out, tags)
             fitted.parts.update(tag_parts)
         parts = _score_parts(held_out, fitted.intents)
-        fitted.calibration = confidence.fit(parts, intent_ids, _score_parts(gibberish, fitted.intents), settings["threshold_keeps"])
+        fitted.calibration = confidence.fit(parts, intent_ids, _score_parts(gibberish, fitted.intents), settings.threshold_keeps)
         fitted.confidences = confidence.apply(fitted.calibration, parts)
         fitted.parts.update(
             encoder=combination.accuracy(held_out["encoder_log_probs"], intent_ids),

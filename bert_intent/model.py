@@ -20,6 +20,7 @@ from bert_intent.encoding import tokenize, valid_unicode
 from bert_intent.entities import EntityType
 from bert_intent.errors import ModelLoadError
 from bert_intent.network import IntentNetwork
+from bert_intent.settings import Settings, validate
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class IntentModel:
     def __init__(
         self,
         labels: Sequence[str],
-        settings: Dict[str, Any],
+        settings: Settings,
         tokenizer: Optional[PreTrainedTokenizerBase] = None,
         network: Optional[IntentNetwork] = None,
         summary: Optional[Dict[str, Any]] = None,
@@ -62,7 +63,7 @@ class IntentModel:
             raise ValueError("A network or an ONNX session is needed to choose between several labels or find entities.")
         self.labels: List[str] = list(labels)
         self.entity_types: List[EntityType] = list(entity_types)
-        self.settings = dict(settings)
+        self.settings = settings
         self.tokenizer = tokenizer
         self.network = network.eval() if network is not None else None
         self.session = session
@@ -86,7 +87,7 @@ class IntentModel:
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         # The int8 network quantizes its activations with a scale taken from the whole batch, so a
         # message's scores would depend on its batch-mates: ONNX Runtime gets one message per run.
-        batch_size = 1 if self.session is not None else self.settings["batch_size"]
+        batch_size = 1 if self.session is not None else self.settings.batch_size
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = [valid_unicode(texts[index]) for index in indices]
@@ -104,7 +105,7 @@ class IntentModel:
 
     def _run(self, texts: List[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's confidences and tag probabilities, and each token's character offsets."""
-        inputs = tokenize(self.tokenizer, texts, self.settings["max_length"], return_tensors="np", padding=True)
+        inputs = tokenize(self.tokenizer, texts, self.settings.max_length, return_tensors="np", padding=True)
         offsets = inputs.pop("offset_mapping")
         if self.session is not None:
             feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs}
@@ -122,7 +123,7 @@ class IntentModel:
         metadata: Dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "labels": self.labels,
-            "settings": {**self.settings, "model_name": _portable(self.settings.get("model_name", ""))},
+            "settings": {**self.settings.to_dict(), "model_name": _portable(self.settings.model_name)},
             "training": self.summary,
             "calibration": self.calibration.to_dict(),
             "combinations": {"intents": self.combinations[0].to_dict(), "tags": self.combinations[1].to_dict()},
@@ -133,11 +134,11 @@ class IntentModel:
                 raise ValueError("Only a model with its torch network (a trained or torch-loaded one) can be saved.")
             started = time.monotonic()
             metadata["parameters"] = onnx_network.export(
-                self.network, self.tokenizer.model_input_names, directory / NETWORK_FILE, self.settings["quantize"]
+                self.network, self.tokenizer.model_input_names, directory / NETWORK_FILE, self.settings.quantize
             )
             logger.info(
                 "Saved the network as %s (%s weights, %.1f MB) in %.0f s.", NETWORK_FILE,
-                "int8" if self.settings["quantize"] else "float32",
+                "int8" if self.settings.quantize else "float32",
                 (directory / NETWORK_FILE).stat().st_size / 1e6, time.monotonic() - started,
             )
             self.network.config.save_pretrained(directory)
@@ -152,7 +153,7 @@ class IntentModel:
         try:
             metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
             version = metadata.get("format_version")
-            labels, settings = list(metadata["labels"]), dict(metadata["settings"])
+            labels, settings = list(metadata["labels"]), validate(dict(metadata["settings"]))
             summary = dict(metadata.get("training", {}))
             calibration = Calibration.from_dict(metadata.get("calibration", {}))
             combinations = tuple(
@@ -176,7 +177,7 @@ class IntentModel:
             _required(directory / TOKENIZER_FILE), lambda: AutoTokenizer.from_pretrained(directory, local_files_only=True)
         )
         if backend == "onnx":
-            session = _read(network_file, lambda: onnx_network.session(network_file, settings["cpu_threads"]))
+            session = _read(network_file, lambda: onnx_network.session(network_file, settings.cpu_threads))
             _check_widths(network_file, onnx_network.output_widths(session), labels, entity_types)
             return cls(
                 labels, settings, tokenizer, summary=summary, session=session, calibration=calibration,

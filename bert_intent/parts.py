@@ -34,7 +34,7 @@ def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -
     result: Dict[str, Any] = {"messages": len(known), "skipped": len(texts) - len(known)}
     if known:
         outputs = held_out.outputs(
-            model.network, model.tokenizer, [text for text, _ in known], model.settings["max_length"], model.settings["batch_size"]
+            model.network, model.tokenizer, [text for text, _ in known], model.settings.max_length, model.settings.batch_size
         )
         truth = np.array([model.labels.index(intent) for _, intent in known])
         for part, name in (("encoder", "encoder_log_probs"), ("ngrams", "ngram_log_probs"), ("served", "confidences")):
@@ -54,11 +54,11 @@ def evaluate_entities(
     entity dicts as `annotations`, one list per text), and the weights training chose."""
     if not model.entity_types:
         raise BertIntentError("This model extracts no entities: it has no tag heads to compare.")
-    max_length = model.settings["max_length"]
+    max_length = model.settings.max_length
     offsets = model.tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)["offset_mapping"]
     truth = [entities.token_tags(text, text_offsets, text_annotations, model.entity_types)[0]
              for text, text_offsets, text_annotations in zip(texts, offsets, annotations)]
-    outputs = held_out.outputs(model.network, model.tokenizer, texts, max_length, model.settings["batch_size"])
+    outputs = held_out.outputs(model.network, model.tokenizer, texts, max_length, model.settings.batch_size)
     result = {
         f"{part}_entity_f1": entities.span_f1(truth, [log_probs.argmax(axis=-1) for log_probs in outputs[name]])
         for part, name in (("encoder", "encoder_tag_log_probs"), ("ngrams", "ngram_tag_log_probs"), ("served", "tag_logits"))

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
 from bert_intent.confidence import RELIABILITY_BINS, expected_calibration_error
+from bert_intent.settings import Settings
 
 REPORT_FILE = "classification_report.json"
 CONFUSION_FILE = "confusion_matrix.json"
@@ -80,7 +81,7 @@ def epoch_history(log_history: List[Dict[str, Any]]) -> List[Dict[str, float]]:
 def training_summary(
     history: List[Dict[str, float]],
     best_epoch: Optional[int],
-    settings: Dict[str, Any],
+    settings: Settings,
     optimizer_steps: int,
     train_size: int,
     validation_size: int,
@@ -88,7 +89,7 @@ def training_summary(
     """Epochs run and, with validation, the best epoch (the one kept) and its scores."""
     summary: Dict[str, Any] = {
         "epochs_run": history[-1]["epoch"] if history else 0,
-        "epochs": settings["epochs"],
+        "epochs": settings.epochs,
         "optimizer_steps": optimizer_steps,
         "train_examples": train_size,
         "validation_examples": validation_size,

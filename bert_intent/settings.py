@@ -1,5 +1,8 @@
-"""The classifier's configuration keys: defaults, validation and device resolution."""
+"""The classifier's configuration: its keys (defaults, what each allows), validation into typed, frozen
+`Settings`, and device resolution."""
 
+import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 from bert_intent.errors import ConfigError
@@ -128,7 +131,50 @@ KEYS: Dict[str, _Key] = {
 DEFAULTS: Dict[str, Any] = {name: key.default for name, key in KEYS.items()}
 
 
-def validate(config: Dict[str, Any]) -> Dict[str, Any]:
+@dataclass(frozen=True)
+class Settings:
+    """A resolved configuration: every key of KEYS, validated (see KEYS for what each allows)."""
+
+    model_name: str
+    pretrained: bool
+    scratch_size: str
+    epochs: int
+    batch_size: int
+    learning_rate: Optional[float]
+    warmup_ratio: float
+    lr_scheduler_type: str
+    weight_decay: float
+    layerwise_lr_decay: float
+    freeze_layers: int
+    dropout: Optional[float]
+    label_smoothing: float
+    class_weights: str
+    gradient_accumulation_steps: int
+    gradient_checkpointing: bool
+    validation_split: float
+    early_stopping_patience: int
+    intent_classification: bool
+    entity_recognition: bool
+    threshold_keeps: float
+    report_dir: Optional[str]
+    report_to: str
+    max_length: int
+    random_seed: int
+    ranking_length: int
+    device: str
+    inference_backend: str
+    quantize: bool
+    cpu_threads: Optional[int]
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with `changes`, validated like a configuration."""
+        return validate({**self.to_dict(), **changes})
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def validate(config: Dict[str, Any]) -> Settings:
     """Return the full configuration (defaults filled in) or raise ConfigError naming the bad key."""
     unknown = sorted(set(config) - set(KEYS))
     if unknown:
@@ -152,7 +198,7 @@ def validate(config: Dict[str, Any]) -> Dict[str, Any]:
             "BertIntentClassifier: intent_classification and entity_recognition are both false, so there is "
             "nothing to learn. Set one of them to true, or remove the component from the pipeline."
         )
-    return resolved
+    return Settings(**resolved)
 
 
 def resolve_device(device: str) -> "torch.device":

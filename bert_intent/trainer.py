@@ -19,6 +19,7 @@ from bert_intent.encoding import PadWithTags
 from bert_intent.layers import parameter_groups
 from bert_intent.network import IntentNetwork, IntentOutput
 from bert_intent.reports import scores
+from bert_intent.settings import Settings
 
 # transformers 5 reads a float `warmup_steps` below 1 as a ratio and dropped `warmup_ratio`;
 # transformers 4 (what Python 3.8/3.9 get) only knows `warmup_ratio`.
@@ -45,13 +46,13 @@ class _IntentTrainer(Trainer):
     plus the cross-entropy of the entity tags (as in JointBERT), and layer-wise learning rates."""
 
     def __init__(
-        self, *args: Any, class_weights: Optional[torch.Tensor], settings: Dict[str, Any], **kwargs: Any
+        self, *args: Any, class_weights: Optional[torch.Tensor], settings: Settings, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self._class_weights = class_weights
-        self._label_smoothing = settings["label_smoothing"]
-        self._layer_decay = settings["layerwise_lr_decay"]
-        self._learns_intents = settings["intent_classification"]
+        self._label_smoothing = settings.label_smoothing
+        self._layer_decay = settings.layerwise_lr_decay
+        self._learns_intents = settings.intent_classification
 
     def compute_loss(
         self, model: IntentNetwork, inputs: Dict[str, Any], return_outputs: bool = False, **kwargs: Any
@@ -126,7 +127,7 @@ def build_trainer(
     tokenizer: PreTrainedTokenizerBase,
     train_set: List[Dict[str, Any]],
     validation_set: List[Dict[str, Any]],
-    settings: Dict[str, Any],
+    settings: Settings,
     device: torch.device,
     output_dir: str,
     best_epoch: KeepBestEpoch,
@@ -136,19 +137,19 @@ def build_trainer(
     learns_entities = "entity_tags" in train_set[0]
     steps_per_epoch = schedule.steps_per_epoch(len(train_set), settings)
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    tensorboard = settings["report_to"] == "tensorboard"
+    tensorboard = settings.report_to == "tensorboard"
     arguments = TrainingArguments(
         output_dir=output_dir,
-        num_train_epochs=settings["epochs"],
-        per_device_train_batch_size=settings["batch_size"],
-        per_device_eval_batch_size=settings["batch_size"],
-        gradient_accumulation_steps=settings["gradient_accumulation_steps"],
-        gradient_checkpointing=settings["gradient_checkpointing"],
-        learning_rate=settings["learning_rate"],
-        weight_decay=settings["weight_decay"],
-        lr_scheduler_type=settings["lr_scheduler_type"],
-        **{_WARMUP_KEY: settings["warmup_ratio"]},
-        seed=settings["random_seed"],
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        **{_WARMUP_KEY: settings.warmup_ratio},
+        seed=settings.random_seed,
         use_cpu=device.type == "cpu",
         bf16=bf16,
         fp16=device.type == "cuda" and not bf16,
@@ -156,14 +157,14 @@ def build_trainer(
         logging_steps=max(1, steps_per_epoch // 10),
         eval_strategy="epoch" if validating else "no",
         save_strategy="no",
-        report_to="none" if tensorboard else settings["report_to"],
+        report_to="none" if tensorboard else settings.report_to,
         label_names=["labels", "entity_tags"] if learns_entities else ["labels"],
     )
     callbacks: List[Any] = [best_epoch]
     if tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings["report_dir"]) / "tensorboard"))))
+        callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings.report_dir) / "tensorboard"))))
     train_labels = [example["labels"] for example in train_set]
     trainer = _IntentTrainer(
         model=network,
@@ -172,10 +173,10 @@ def build_trainer(
         eval_dataset=validation_set or None,
         data_collator=PadWithTags(tokenizer),
         compute_metrics=functools.partial(
-            metrics, learns_intents=settings["intent_classification"], learns_entities=learns_entities
+            metrics, learns_intents=settings.intent_classification, learns_entities=learns_entities
         ),
         callbacks=callbacks,
-        class_weights=_class_weights(train_labels, network.config.num_labels, settings["class_weights"]),
+        class_weights=_class_weights(train_labels, network.config.num_labels, settings.class_weights),
         settings=settings,
     )
     trainer.remove_callback(ProgressCallback)

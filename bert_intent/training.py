@@ -21,7 +21,7 @@ from bert_intent.layers import freeze_bottom, set_dropout
 from bert_intent.model import IntentModel
 from bert_intent.network import IntentNetwork
 from bert_intent.reports import ConfidenceReport, epoch_history, summary_line, training_summary, write_reports
-from bert_intent.settings import resolve_device
+from bert_intent.settings import Settings, resolve_device
 from bert_intent.trainer import KeepBestEpoch, build_trainer
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def fine_tune(
     texts: Sequence[str],
     intents: Sequence[str],
-    settings: Dict[str, Any],
+    settings: Settings,
     start_from: Optional[IntentModel] = None,
     epoch_fraction: float = 1.0,
     annotations: Sequence[Sequence[Dict[str, Any]]] = (),
@@ -40,7 +40,7 @@ def fine_tune(
     `entity_recognition` on, finds their entities.
 
     The network is `start_from`'s when given (continued fine-tuning, same intents required), else
-    `settings["model_name"]`'s encoder with new heads, else (with `pretrained: false`) a small BERT
+    `settings.model_name`'s encoder with new heads, else (with `pretrained: false`) a small BERT
     built from scratch. `epoch_fraction` scales the number of epochs chosen with `epochs: 0`
     (`rasa train --finetune --epoch-fraction`; Rasa scales an explicit `epochs` itself). Labels are
     sorted, so the same data and settings give the same model. With a single intent and no entities
@@ -56,14 +56,14 @@ def fine_tune(
     texts = [valid_unicode(text) for text in texts]
     annotations = list(annotations) or [[] for _ in texts]
     labels = sorted(set(intents))
-    types = encoding.entity_types_to_learn(annotations, settings["entity_recognition"], settings["intent_classification"])
+    types = encoding.entity_types_to_learn(annotations, settings.entity_recognition, settings.intent_classification)
     if start_from is not None and (start_from.labels, start_from.entity_types) != (labels, types):
         raise BertIntentError(_changed_labels_message(start_from, labels, types))
     if len(labels) == 1 and not types:
         return IntentModel(labels, settings)
 
-    device = resolve_device(settings["device"])
-    transformers.set_seed(settings["random_seed"])  # seeds the new weights too
+    device = resolve_device(settings.device)
+    transformers.set_seed(settings.random_seed)  # seeds the new weights too
     if start_from is not None:
         # A copy: the model continued from keeps its own network and calibration.
         tokenizer, network = start_from.tokenizer, copy.deepcopy(start_from.network)
@@ -71,29 +71,29 @@ def fine_tune(
     else:
         tokenizer, network, origin = checkpoints.starting_point(texts, labels, entities.tag_count(types), settings)
     try:
-        freeze_bottom(network, settings["freeze_layers"])
+        freeze_bottom(network, settings.freeze_layers)
     except ValueError as error:
         raise ConfigError(f"BertIntentClassifier: {error}") from error
-    if settings["dropout"] is not None:
-        set_dropout(network, settings["dropout"])
-    max_length = min(settings["max_length"], network.config.max_position_embeddings)
+    if settings.dropout is not None:
+        set_dropout(network, settings.dropout)
+    max_length = min(settings.max_length, network.config.max_position_embeddings)
     label_index = {label: index for index, label in enumerate(labels)}
     label_ids = [label_index[intent] for intent in intents]
     examples = encoding.examples(tokenizer, texts, intents, label_ids, annotations, types, max_length)
-    train_indices, validation_indices = held_out.split(label_ids, settings["validation_split"], settings["random_seed"])
+    train_indices, validation_indices = held_out.split(label_ids, settings.validation_split, settings.random_seed)
     train_set = [examples[index] for index in train_indices]
     validation_set = [examples[index] for index in validation_indices]
     epochs, epochs_reason = schedule.planned_epochs(len(train_set), settings, epoch_fraction)
     learning_rate, rate_reason = schedule.learning_rate(network.config.hidden_size, settings)
-    settings = {**settings, "max_length": max_length, "epochs": epochs, "learning_rate": learning_rate}
-    _fit_closed_form_heads(network, tokenizer, train_set, settings["class_weights"] == "balanced")
+    settings = settings.replace(max_length=max_length, epochs=epochs, learning_rate=learning_rate)
+    _fit_closed_form_heads(network, tokenizer, train_set, settings.class_weights == "balanced")
     logger.info(
         "Training %s on %d examples of %d intents and %d entity types (%d held out to choose the epoch, the "
         "heads' weights and the calibration) for up to %d epochs (%s) at learning rate %.1e (%s) on %s.",
         origin, len(train_set), len(labels), len(types), len(validation_set), epochs, epochs_reason,
         learning_rate, rate_reason, device,
     )
-    patience = settings["early_stopping_patience"] if len(validation_set) >= held_out.MIN_EARLY_STOPPING_EXAMPLES else 0
+    patience = settings.early_stopping_patience if len(validation_set) >= held_out.MIN_EARLY_STOPPING_EXAMPLES else 0
     best_epoch = KeepBestEpoch(patience)
     with tempfile.TemporaryDirectory(prefix="bert-intent-") as output_dir:
         trainer = build_trainer(network, tokenizer, train_set, validation_set, settings, device, output_dir, best_epoch)
@@ -101,7 +101,7 @@ def fine_tune(
         best_epoch.restore(trainer.model)
         history = epoch_history(trainer.state.log_history)
     network = trainer.model.to(device).eval()
-    representations = held_out.outputs(network, tokenizer, texts, max_length, settings["batch_size"])["representation"]
+    representations = held_out.outputs(network, tokenizer, texts, max_length, settings.batch_size)["representation"]
     network.centroids.fit(torch.from_numpy(representations[train_indices]), [label_ids[index] for index in train_indices])
     fitted = held_out.fit(
         network, tokenizer, [texts[index] for index in validation_indices], [label_ids[index] for index in validation_indices],
@@ -109,7 +109,7 @@ def fine_tune(
     )
     # Every example counts for the closed-form heads and the centroids of the model that is kept.
     network.centroids.fit(torch.from_numpy(representations), label_ids)
-    _fit_closed_form_heads(network, tokenizer, examples, settings["class_weights"] == "balanced")
+    _fit_closed_form_heads(network, tokenizer, examples, settings.class_weights == "balanced")
     network = network.to(device)
     report = ConfidenceReport(fitted.intent_ids, fitted.confidences, fitted.gibberish_confidences, fitted.calibration.threshold)
     summary = training_summary(
@@ -117,7 +117,7 @@ def fine_tune(
     )
     summary.update(
         epochs_reason=epochs_reason, learning_rate=learning_rate, learning_rate_reason=rate_reason,
-        recommended_threshold=fitted.calibration.threshold, threshold_keeps=settings["threshold_keeps"],
+        recommended_threshold=fitted.calibration.threshold, threshold_keeps=settings.threshold_keeps,
         gibberish_caught=report.gibberish_caught(),
         gibberish_checks=held_out.GIBBERISH_CHECKS, held_out_parts=fitted.parts,
         intent_weights=fitted.intents.to_dict(), tag_weights=fitted.tags.to_dict(),
@@ -126,11 +126,11 @@ def fine_tune(
         summary.update(expected_calibration_error=report.expected_calibration_error(), threshold_kept=report.kept())
     summary.update(entity_types=len(types))
     logger.info(summary_line(summary))
-    if settings["report_dir"] is not None and len(fitted.intent_ids):
+    if settings.report_dir is not None and len(fitted.intent_ids):
         predicted = report.validation_confidences.argmax(axis=-1)
-        write_reports(Path(settings["report_dir"]), labels, fitted.intent_ids, predicted, history, report)
-        logger.info("Training reports written to %s.", settings["report_dir"])
-    elif settings["report_dir"] is not None:
+        write_reports(Path(settings.report_dir), labels, fitted.intent_ids, predicted, history, report)
+        logger.info("Training reports written to %s.", settings.report_dir)
+    elif settings.report_dir is not None:
         logger.info("No training reports: they describe the held-out examples, and this training had none.")
     return IntentModel(
         labels, settings, tokenizer, network, summary, calibration=fitted.calibration, entity_types=types,

@@ -79,7 +79,7 @@ def test_process_sets_intent_and_ranking_for_rasa(trained: BertIntentClassifier)
 @pytest.mark.parametrize("ranking_length, expected", [(2, 2), (0, len(TRAIN))])
 def test_ranking_length_limits_the_ranking(project: Project, trained: BertIntentClassifier, ranking_length: int, expected: int) -> None:
     component = project.load()
-    component.config["ranking_length"] = ranking_length
+    component.config = component.config.replace(ranking_length=ranking_length)
     assert len(component.process(messages("放首歌"))[0].get(INTENT_RANKING_KEY)) == expected
 
 

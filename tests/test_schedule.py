@@ -34,7 +34,7 @@ def test_without_epochs_training_gets_about_500_steps_within_3_to_50_epochs(exam
     config = settings.validate({})  # batch 16
     assert planned_epochs(examples, config, 1.0)[0] == epochs
     assert planned_epochs(examples, config, 0.2)[0] == math.ceil(epochs * 0.2)  # rasa train --finetune
-    assert planned_epochs(examples, {**config, "epochs": 7}, 1.0) == (7, "as configured")
+    assert planned_epochs(examples, config.replace(epochs=7), 1.0) == (7, "as configured")
 
 
 def test_without_a_learning_rate_it_follows_the_checkpoints_width() -> None:
@@ -44,4 +44,4 @@ def test_without_a_learning_rate_it_follows_the_checkpoints_width() -> None:
     assert 3e-5 < learning_rate(512, config)[0] < 1e-3
     assert learning_rate(1024, config)[0] == pytest.approx(1.2e-5, rel=0.1)  # bert-large
     assert learning_rate(128, config)[0] == 1e-3  # capped
-    assert learning_rate(256, {**config, "learning_rate": 5e-5}) == (5e-5, "as configured")
+    assert learning_rate(256, config.replace(learning_rate=5e-5)) == (5e-5, "as configured")

@@ -1,5 +1,7 @@
 """Config validation: defaults, unknown keys, bad values, device resolution."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -9,11 +11,11 @@ from bert_intent.errors import ConfigError
 
 def test_defaults_are_the_documented_ones() -> None:
     resolved = settings.validate({})
-    assert resolved["model_name"] == "bert-base-chinese"
-    assert (resolved["epochs"], resolved["learning_rate"]) == (0, None)  # chosen from the data and the checkpoint
-    assert resolved["ranking_length"] == 10
-    assert resolved["device"] == "auto"
-    assert (resolved["inference_backend"], resolved["quantize"], resolved["cpu_threads"]) == ("auto", True, None)
+    assert resolved.model_name == "bert-base-chinese"
+    assert (resolved.epochs, resolved.learning_rate) == (0, None)  # chosen from the data and the checkpoint
+    assert resolved.ranking_length == 10
+    assert resolved.device == "auto"
+    assert (resolved.inference_backend, resolved.quantize, resolved.cpu_threads) == ("auto", True, None)
 
 
 @pytest.mark.parametrize("backend, device, resolved", [
@@ -59,7 +61,7 @@ def test_invalid_value_is_rejected_naming_the_key_and_what_is_allowed(key: str, 
 
 
 def test_numbers_written_as_text_by_yaml_are_accepted() -> None:
-    assert settings.validate({"learning_rate": "2e-5"})["learning_rate"] == 2e-5
+    assert settings.validate({"learning_rate": "2e-5"}).learning_rate == 2e-5
 
 
 def test_auto_device_picks_what_is_available() -> None:
@@ -72,3 +74,13 @@ def test_auto_device_picks_what_is_available() -> None:
 def test_unavailable_device_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="device 'cuda' was requested but is not available"):
         settings.resolve_device("cuda")
+
+
+def test_settings_are_typed_frozen_and_have_every_key() -> None:
+    resolved = settings.validate({"epochs": 3})
+    assert [field.name for field in dataclasses.fields(resolved)] == list(settings.KEYS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        resolved.epochs = 4  # type: ignore[misc]
+    assert resolved.replace(epochs=5).epochs == 5 and resolved.epochs == 3
+    with pytest.raises(ConfigError, match="'epochs' must be"):
+        resolved.replace(epochs=-1)

@@ -55,12 +55,12 @@ def agreement(first: np.ndarray, second: np.ndarray) -> float:
 
 def test_float32_save_then_load_gives_the_same_predictions(trained: IntentModel, tmp_path: Path) -> None:
     IntentModel(
-        trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network,
+        trained.labels, trained.settings.replace(quantize=False), trained.tokenizer, trained.network,
         calibration=trained.calibration, combinations=trained.combinations,
     ).save(tmp_path)
     assert not [path for path in tmp_path.rglob("*") if path.suffix in (".bin", ".pkl", ".pt", ".pth")]
     stored_name = json.loads((tmp_path / "bert_intent.json").read_text(encoding="utf-8"))["settings"]["model_name"]
-    assert stored_name == Path(trained.settings["model_name"]).name  # the training machine's path stays there
+    assert stored_name == Path(trained.settings.model_name).name  # the training machine's path stays there
     texts, _ = pairs(HELD_OUT)
     expected = trained.confidences(texts)
     for backend in ("torch", "onnx"):
@@ -81,7 +81,7 @@ def test_a_loaded_model_predicts_the_same_alone_and_in_a_padded_batch(trained: I
 def test_int8_model_agrees_with_float32_and_is_at_most_half_the_size(trained: IntentModel, tmp_path: Path) -> None:
     float32, int8 = tmp_path / "float32", tmp_path / "int8"
     IntentModel(
-        trained.labels, {**trained.settings, "quantize": False}, trained.tokenizer, trained.network,
+        trained.labels, trained.settings.replace(quantize=False), trained.tokenizer, trained.network,
         calibration=trained.calibration, combinations=trained.combinations,
     ).save(float32)
     trained.save(int8)
@@ -112,13 +112,13 @@ def test_very_long_text_is_truncated_not_an_error(trained: IntentModel) -> None:
 
 def test_max_length_above_the_checkpoint_limit_is_capped(config: Dict[str, Any]) -> None:
     texts, intents = pairs({"greet": TRAIN["greet"][:3], "music": TRAIN["music"][:3]})
-    model = fine_tune(texts, intents, {**config, "epochs": 1, "max_length": 4096})
-    assert model.settings["max_length"] == 64  # the tiny BERT's max_position_embeddings
+    model = fine_tune(texts, intents, config.replace(epochs=1, max_length=4096))
+    assert model.settings.max_length == 64  # the tiny BERT's max_position_embeddings
     assert model.confidences(["放首歌" * 100]).shape == (1, 2)
 
 
 def test_a_single_intent_needs_no_network(config: Dict[str, Any], tmp_path: Path) -> None:
-    model = fine_tune(["你好", "您好"], ["greet", "greet"], {**config, "model_name": "never-loaded/model"})
+    model = fine_tune(["你好", "您好"], ["greet", "greet"], config.replace(model_name="never-loaded/model"))
     assert model.network is None
     np.testing.assert_array_equal(model.confidences(["随便什么", "x"]), [[1.0], [1.0]])
     model.save(tmp_path)
@@ -127,7 +127,7 @@ def test_a_single_intent_needs_no_network(config: Dict[str, Any], tmp_path: Path
 
 def test_unloadable_model_name_is_one_clear_error(config: Dict[str, Any]) -> None:
     with pytest.raises(ModelLoadError) as raised:
-        fine_tune(["你好", "放首歌"], ["greet", "music"], {**config, "model_name": "no-such-org/bert-typo"})
+        fine_tune(["你好", "放首歌"], ["greet", "music"], config.replace(model_name="no-such-org/bert-typo"))
     message = str(raised.value)
     assert "'no-such-org/bert-typo'" in message
     assert "set `model_name` to that directory" in message and "HF_ENDPOINT" in message
@@ -144,7 +144,7 @@ def test_training_can_continue_from_a_trained_model(trained: IntentModel, config
     texts, _ = pairs(HELD_OUT)
     before = trained.confidences(texts)
     # Continuing with a vanishing learning rate must leave the trained network as it was.
-    continued = fine_tune(*pairs(TRAIN), {**config, "epochs": 1, "learning_rate": 1e-12}, start_from=trained)
+    continued = fine_tune(*pairs(TRAIN), config.replace(epochs=1, learning_rate=1e-12), start_from=trained)
     np.testing.assert_allclose(continued.confidences(texts), before, atol=1e-5)
     assert accuracy(continued, HELD_OUT) >= 0.8
     assert continued.network is not trained.network  # the model continued from is left as it was

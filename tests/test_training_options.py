@@ -75,7 +75,7 @@ def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], t
 
     texts, intents = pairs(VALIDATED)
     label_ids = [model.labels.index(intent) for intent in intents]
-    _, validation = split(label_ids, 0.34, settings.validate(config)["random_seed"])
+    _, validation = split(label_ids, 0.34, settings.validate(config).random_seed)
     log_probabilities = encoder_log_probabilities(model, [texts[index] for index in validation])
     loss = -np.mean([log_probabilities[row, label_ids[index]] for row, index in enumerate(validation)])
     assert loss == pytest.approx(best["validation_loss"], abs=2e-5)  # the returned weights are the best epoch's
