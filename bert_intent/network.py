@@ -54,8 +54,8 @@ class IntentOutput(ModelOutput):
 
 
 class IntentNetwork(nn.Module):
-    """An encoder with a mean-pooled intent head, a hashed n-gram head and a token-tagging entity head
-    with `num_tags` tags (see the module docstring; 1, only "outside", for a network without entities)."""
+    """An encoder with its intent head and tagger, and the closed-form parts of `heads.py`, for `num_labels`
+    intents and `num_tags` entity tags (see the module docstring; 1, only "outside", without entities)."""
 
     def __init__(self, encoder: PreTrainedModel, num_labels: int, num_tags: int = 1) -> None:
         super().__init__()
