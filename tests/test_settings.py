@@ -1,6 +1,8 @@
 """Config validation: defaults, unknown keys, bad values, device resolution."""
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -84,3 +86,8 @@ def test_settings_are_typed_frozen_and_have_every_key() -> None:
     assert resolved.replace(epochs=5).epochs == 5 and resolved.epochs == 3
     with pytest.raises(ConfigError, match="'epochs' must be"):
         resolved.replace(epochs=-1)
+
+
+def test_validating_a_configuration_loads_no_torch() -> None:
+    code = "import sys; from bert_intent import settings; settings.validate({}); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
