@@ -23,16 +23,17 @@ def tokenize(
     max_length: int,
     return_tensors: Any = None,
     padding: bool = False,
+    offsets: bool = True,
 ) -> BatchEncoding:
-    """Token ids, attention mask and each token's character offsets (`offset_mapping`) of `texts`,
-    truncated to `max_length` tokens: how every part of the package reads a message."""
+    """Token ids, attention mask and (with `offsets`) each token's character offsets (`offset_mapping`)
+    of `texts`, truncated to `max_length` tokens: how every part of the package reads a message."""
     return tokenizer(
         list(texts),
         padding=padding,
         truncation=True,
         max_length=max_length,
         return_tensors=return_tensors,
-        return_offsets_mapping=True,
+        return_offsets_mapping=offsets,
     )
 
 

@@ -18,8 +18,8 @@ from transformers import PreTrainedTokenizerBase
 
 from bert_intent import combination, confidence, entities
 from bert_intent.combination import Combination
-from bert_intent.encoding import tokenize
 from bert_intent.confidence import Calibration, ScoreParts
+from bert_intent.encoding import tokenize
 from bert_intent.network import IntentNetwork
 from bert_intent.settings import Settings
 
@@ -75,9 +75,8 @@ def outputs(
     network.eval()
     collected: Dict[str, List[Any]] = {}
     for start in range(0, len(texts), batch_size):
-        inputs = tokenize(tokenizer, texts[start : start + batch_size], max_length, return_tensors="pt", padding=True)
-        inputs.pop("offset_mapping")
-        inputs = inputs.to(network.device)
+        batch = texts[start : start + batch_size]
+        inputs = tokenize(tokenizer, batch, max_length, return_tensors="pt", padding=True, offsets=False).to(network.device)
         lengths = inputs["attention_mask"].sum(dim=1).tolist()
         with torch.inference_mode():
             output = network(**inputs)
