@@ -23,8 +23,8 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.shared.utils.io import raise_warning
 
-from bert_intent import settings as bert_settings
-from bert_intent.data_checks import training_data_warnings
+from bert_intent import multi_intent, settings as bert_settings
+from bert_intent.data_checks import not_joined_warning, training_data_warnings
 from bert_intent.errors import BertIntentError, ConfigError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
@@ -165,7 +165,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             )
             return self._resource
         texts, intents, annotations = zip(*examples)
-        for warning in training_data_warnings(texts, intents):
+        joined, not_joined = multi_intent.joined_intents(intents, self.config.intent_split_symbol)
+        joined_names = {intent.name for intent in joined}
+        single = [(text, intent) for text, intent in zip(texts, intents) if intent not in joined_names]
+        warnings = training_data_warnings(*zip(*single))
+        if not_joined:
+            warnings.append(not_joined_warning(not_joined, self.config.intent_split_symbol))
+        for warning in warnings:
             raise_warning(f"BertIntentClassifier: {warning}")
         with _reported_to_rasa():
             self._model = fine_tune(
@@ -206,7 +212,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
     def _ranking(self, confidences: np.ndarray) -> List[Dict[str, Any]]:
         """Intents by descending confidence, as Python floats (numpy floats break `rasa test nlu`)."""
         ranking = [
-            {"name": label, "confidence": float(value)} for label, value in zip(self._model.labels, confidences)
+            {"name": label, "confidence": float(value)} for label, value in zip(self._model.intent_names, confidences)
         ]
         return sorted(ranking, key=lambda entry: -entry["confidence"])
 

@@ -43,6 +43,16 @@ def training_data_warnings(texts: Sequence[str], intents: Sequence[str]) -> List
     return warnings
 
 
+def not_joined_warning(names: Sequence[str], symbol: str) -> str:
+    """What happens to intents named with the split symbol that are not two known intents joined."""
+    return (
+        f"Intent(s) {', '.join(map(repr, names[:_SHOWN]))}{' ...' if len(names) > _SHOWN else ''} contain "
+        f"'{symbol}' (intent_split_symbol) but are not two intents with examples of their own joined by it, so "
+        "they are learned as ordinary intents from their own examples only. To have a multi-intent recognised "
+        f"from its parts, join exactly two intents that have examples (e.g. 'book_flight{symbol}ask_weather')."
+    )
+
+
 def _listed(intents: List[str], counts: Counter) -> str:
     shown = ", ".join(f"'{intent}' ({counts[intent]})" for intent in intents[:_SHOWN])
     return shown + (f" and {len(intents) - _SHOWN} more" if len(intents) > _SHOWN else "")

@@ -13,12 +13,13 @@ import onnxruntime
 import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
-from bert_intent import combination, entities, onnx_network
+from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
 from bert_intent.encoding import tokenize, valid_unicode
 from bert_intent.entities import EntityType
 from bert_intent.errors import ModelLoadError
+from bert_intent.multi_intent import Decision, JoinedIntent
 from bert_intent.network import IntentNetwork
 from bert_intent.settings import Settings, validate
 
@@ -35,7 +36,7 @@ FORMAT_VERSION = 7
 
 @dataclass
 class Predictions:
-    """`confidences`: one row per text, one column per label (in `labels` order); `entities`: each
+    """`confidences`: one row per text, one column per intent (in `intent_names` order); `entities`: each
     text's entities (dicts with entity, start, end, value, confidence_entity, and role/group if any)."""
 
     confidences: np.ndarray
@@ -45,7 +46,7 @@ class Predictions:
 class IntentModel:
     """Intent labels and entity types plus what scores them: a torch network (after training, or the
     torch backend) or an ONNX Runtime session (the onnx backend). A single label without entity types
-    needs neither."""
+    needs neither. `joined` intents are scored from their parts' labels (`multi_intent.py`)."""
 
     def __init__(
         self,
@@ -58,6 +59,8 @@ class IntentModel:
         calibration: Calibration = Calibration(),
         entity_types: Sequence[EntityType] = (),
         combinations: Tuple[Combination, Combination] = (combination.INTENT_PRIOR, combination.TAG_PRIOR),
+        joined: Sequence[JoinedIntent] = (),
+        decision: Decision = Decision(),
     ) -> None:
         if network is None and session is None and (len(labels) != 1 or entity_types):
             raise ValueError("A network or an ONNX session is needed to choose between several labels or find entities.")
@@ -72,8 +75,15 @@ class IntentModel:
         # The torch network applies them; an ONNX network has them built in.
         self.calibration = calibration
         self.combinations = combinations
+        self.joined: List[JoinedIntent] = list(joined)
+        self.decision = decision
         if self.network is not None:
             self.network.configure(*combinations, calibration)
+
+    @property
+    def intent_names(self) -> List[str]:
+        """The intents `predict` scores: the labels, then the joined intents."""
+        return self.labels + [intent.name for intent in self.joined]
 
     def predict(self, texts: Sequence[str]) -> Predictions:
         """Calibrated intent confidences and the entities of each text. A row of confidences sums to
@@ -97,7 +107,20 @@ class IntentModel:
                     found[index] = entities.decode(batch[row], offsets[row], tag_probabilities[row], self.entity_types)
         if len(self.labels) == 1:
             confidences[:] = 1.0
+        if self.joined:
+            texts = [valid_unicode(text) for text in texts]
+            log_parts = multi_intent.log_part_scores(
+                self._single_confidences, self.tokenizer, texts, self.settings.max_length, self.joined, self.labels
+            )
+            confidences = multi_intent.shares(confidences, log_parts, self.decision).astype(np.float32)
         return Predictions(confidences, found)
+
+    def _single_confidences(self, texts: List[str]) -> np.ndarray:
+        """The labels' confidences of `texts`, scored together (the parts of one message)."""
+        return np.concatenate([
+            self._run(texts[start : start + self.settings.batch_size])[0]
+            for start in range(0, len(texts), self.settings.batch_size)
+        ])
 
     def confidences(self, texts: Sequence[str]) -> np.ndarray:
         """The intent confidences of `predict`."""
@@ -128,6 +151,8 @@ class IntentModel:
             "calibration": self.calibration.to_dict(),
             "combinations": {"intents": self.combinations[0].to_dict(), "tags": self.combinations[1].to_dict()},
             "entity_types": [entity_type.to_dict() for entity_type in self.entity_types],
+            "joined_intents": [intent.to_dict() for intent in self.joined],
+            "multi_intent": self.decision.to_dict(),
         }
         if self.network is not None or self.session is not None:
             if self.network is None:
@@ -161,6 +186,8 @@ class IntentModel:
                 for part, prior in (("intents", combination.INTENT_PRIOR), ("tags", combination.TAG_PRIOR))
             )
             entity_types = [EntityType.from_dict(values) for values in metadata.get("entity_types", [])]
+            joined = [JoinedIntent.from_dict(values) for values in metadata.get("joined_intents", [])]
+            decision = Decision.from_dict(metadata.get("multi_intent", {}))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(
                 f"Cannot read {metadata_path}: {error!r}. Retrain the model with `rasa train`."
@@ -181,7 +208,7 @@ class IntentModel:
             _check_widths(network_file, onnx_network.output_widths(session), labels, entity_types)
             return cls(
                 labels, settings, tokenizer, summary=summary, session=session, calibration=calibration,
-                entity_types=entity_types, combinations=combinations,
+                entity_types=entity_types, combinations=combinations, joined=joined, decision=decision,
             )
         config = _read(
             _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
@@ -192,7 +219,7 @@ class IntentModel:
         _read(network_file, lambda: _load_weights(network, weights))
         return cls(
             labels, settings, tokenizer, network.to(device), summary, calibration=calibration, entity_types=entity_types,
-            combinations=combinations,
+            combinations=combinations, joined=joined, decision=decision,
         )
 
 

@@ -114,6 +114,9 @@ KEYS: Dict[str, _Key] = {
     "entity_recognition": _Key(
         True, "true (entities are learned when the training data annotates any) or false", _bool
     ),
+    "intent_split_symbol": _Key(
+        "+", "a non-empty string (joins two intents' names into a multi-intent, as Rasa's)", _non_empty_text
+    ),
     "threshold_keeps": _Key(
         0.95, "a number in (0, 1): the share of validation messages the recommended threshold keeps", _share
     ),
@@ -155,6 +158,7 @@ class Settings:
     early_stopping_patience: int
     intent_classification: bool
     entity_recognition: bool
+    intent_split_symbol: str
     threshold_keeps: float
     report_dir: Optional[str]
     report_to: str

@@ -13,7 +13,7 @@ import torch
 import transformers
 from transformers import PreTrainedTokenizerBase
 
-from bert_intent import checkpoints, encoding, entities, held_out, schedule
+from bert_intent import checkpoints, encoding, entities, held_out, multi_intent, schedule
 from bert_intent.encoding import PadWithTags, valid_unicode
 from bert_intent.entities import EntityType
 from bert_intent.errors import BertIntentError, ConfigError
@@ -45,6 +45,10 @@ def fine_tune(
     (`rasa train --finetune --epoch-fraction`; Rasa scales an explicit `epochs` itself). Labels are
     sorted, so the same data and settings give the same model. With a single intent and no entities
     there is nothing to learn and no network is built.
+
+    Examples of a multi-intent (two intents' names joined by `intent_split_symbol`, both with examples
+    of their own) are not learned as a label: they help decide when a message holds both parts
+    (`multi_intent.py`).
     """
     if len(texts) != len(intents) or not texts:
         raise ValueError("fine_tune needs as many intents as texts, and at least one of each.")
@@ -55,6 +59,11 @@ def fine_tune(
         )
     texts = [valid_unicode(text) for text in texts]
     annotations = list(annotations) or [[] for _ in texts]
+    joined = multi_intent.joined_intents(intents, settings.intent_split_symbol)[0] if settings.intent_classification else []
+    joined_names = {intent.name for intent in joined}
+    joined_examples = [(text, intent) for text, intent in zip(texts, intents) if intent in joined_names]
+    single = [index for index, intent in enumerate(intents) if intent not in joined_names]
+    texts, intents, annotations = ([values[index] for index in single] for values in (texts, intents, annotations))
     labels = sorted(set(intents))
     types = encoding.entity_types_to_learn(annotations, settings.entity_recognition, settings.intent_classification)
     if start_from is not None and (start_from.labels, start_from.entity_types) != (labels, types):
@@ -107,6 +116,10 @@ def fine_tune(
         network, tokenizer, [texts[index] for index in validation_indices], [label_ids[index] for index in validation_indices],
         [examples[index]["entity_tags"] for index in validation_indices] if types else [], settings,
     )
+    decision = multi_intent.fit_on_held_out(
+        held_out.confidences_of(network, tokenizer, fitted, settings), tokenizer, max_length, labels, joined,
+        [(texts[index], intents[index]) for index in validation_indices], joined_examples, settings.random_seed,
+    )
     # Every example counts for the closed-form heads and the centroids of the model that is kept.
     network.centroids.fit(torch.from_numpy(representations), label_ids)
     _fit_closed_form_heads(network, tokenizer, examples, settings.class_weights == "balanced")
@@ -121,6 +134,7 @@ def fine_tune(
         gibberish_caught=report.gibberish_caught(),
         gibberish_checks=held_out.GIBBERISH_CHECKS, held_out_parts=fitted.parts,
         intent_weights=fitted.intents.to_dict(), tag_weights=fitted.tags.to_dict(),
+        joined_intents=len(joined), multi_intent=decision.to_dict(),
     )
     if len(fitted.intent_ids):
         summary.update(expected_calibration_error=report.expected_calibration_error(), threshold_kept=report.kept())
@@ -134,7 +148,7 @@ def fine_tune(
         logger.info("No training reports: they describe the held-out examples, and this training had none.")
     return IntentModel(
         labels, settings, tokenizer, network, summary, calibration=fitted.calibration, entity_types=types,
-        combinations=(fitted.intents, fitted.tags),
+        combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision,
     )
 
 
