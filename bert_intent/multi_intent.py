@@ -6,15 +6,23 @@ with examples of their own, the classifier does not learn the joined name as a l
 message as two parts. At each point between two tokens the text before and the text after are
 classified alone, and the joined intent (A, B) scores
 
-    m_AB(x) = exp(beta) * (max over the points s and both orders of c_A(x[:s]) * c_B(x[s:])) ** alpha
+    p_AB(x) = max over the points s and both orders of c_A(x[:s]) * c_B(x[s:])
 
-beside the whole message's confidences c_k(x) of the single intents and c_none(x) of "none of them"
-(`confidence.py`, which sum to 1). Every confidence is its share: c_k / (1 + sum m), m_AB / (1 + sum m),
-so the ranking still sums to at most 1 and a message unlike the training data keeps a large "none".
+with the single intents' confidences c (`confidence.py`). How many requests the message holds is a
+logistic decision on how much better the best pair explains it than the best single intent:
 
-`alpha` and `beta` are fitted per bot (least log loss, under Gaussian priors at 1 and 0) on the held-out
-single-intent messages, the bot's own joined examples (which the classifier never trains on) and pairs of
-held-out messages of each joined intent's two parts put together.
+    P(two | x) = sigmoid(alpha * (log max_AB p_AB(x) - log max_k c_k(x)) + beta)
+
+The confidences are then (1 - P(two)) * c_k(x) for the single intents and P(two) times each joined
+intent's share of the pairs' scores (a softmax of log p_AB) for the joined ones: they still sum to at
+most 1, the single intents keep their order, and gibberish, whose parts are as unfamiliar as the
+whole, keeps a large "none of them".
+
+`alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
+held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
+and pairs of held-out messages of each joined intent's two parts put together. The joined messages
+weigh the share of the bot's training examples that are joined: a bot whose users rarely say two things
+at once (few joined examples among many) needs more evidence before it answers two.
 """
 
 import random
@@ -35,8 +43,10 @@ MIN_PART_TOKENS = 2
 MAX_SPLIT_POINTS = 32
 # Held-out pairs put together per joined intent for the fit.
 PAIRS_PER_JOINED_INTENT = 12
-# Standard deviation of the priors on log(alpha) and beta.
-_PRIOR_SCALE = 1.0
+# Standard deviation of the priors on log(alpha) and beta: wide, so that a few dozen held-out messages
+# can make the decision sharp (alpha 20 is 3 from the prior).
+_PRIOR_SCALE = 3.0
+_LOWEST_EVIDENCE = -30.0
 _LEAST_CONFIDENCE = 1e-6
 
 ConfidencesOf = Callable[[List[str]], np.ndarray]
@@ -126,42 +136,57 @@ def log_part_scores(
 
 
 def shares(single: np.ndarray, log_joined: np.ndarray, decision: Decision) -> np.ndarray:
-    """The confidences of the single intents, then of the joined ones (texts x (intents + joined)):
-    each one's share beside "none of them" (see the module docstring)."""
-    with torch.no_grad():
-        return _shares(torch.as_tensor(single, dtype=torch.float64), torch.as_tensor(log_joined, dtype=torch.float64),
-                       torch.tensor([np.log(decision.alpha), decision.beta], dtype=torch.float64)).numpy()
+    """The confidences of the single intents, then of the joined ones (texts x (intents + joined)),
+    from the single intents' confidences and `log_part_scores` (see the module docstring)."""
+    two = _probability_of_two(_evidence(single, log_joined), decision.alpha, decision.beta)
+    finite = np.isfinite(log_joined).any(axis=1, keepdims=True)
+    safe = np.where(finite, log_joined, 0.0)
+    which = np.exp(safe - safe.max(axis=1, keepdims=True)) * np.isfinite(log_joined)
+    which = which / np.maximum(which.sum(axis=1, keepdims=True), _LEAST_CONFIDENCE)
+    return np.concatenate([(1 - two)[:, None] * single, two[:, None] * which], axis=1)
 
 
-def _shares(single: torch.Tensor, log_joined: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """`shares` with (log alpha, beta) as `values`, differentiable in them."""
-    none = (1 - single.sum(dim=-1, keepdim=True)).clamp(min=_LEAST_CONFIDENCE)
-    joined = values[0].exp() * log_joined + values[1]
-    logits = torch.cat([torch.log(single.clamp(min=_LEAST_CONFIDENCE)), torch.log(none), joined], dim=-1)
-    probabilities = functional.softmax(logits, dim=-1)
-    count = single.shape[-1]
-    return torch.cat([probabilities[..., :count], probabilities[..., count + 1 :]], dim=-1)
+def _evidence(single: np.ndarray, log_joined: np.ndarray) -> np.ndarray:
+    """Per text: log of the best pair's score over the best single intent's confidence (-inf: no pair)."""
+    best_pair = log_joined.max(axis=1) if log_joined.shape[1] else np.full(len(single), -np.inf)
+    return best_pair - np.log(np.clip(single.max(axis=1, initial=0.0), _LEAST_CONFIDENCE, None))
 
 
-def fit(single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int]) -> Decision:
+def _probability_of_two(evidence: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = np.where(np.isfinite(evidence), alpha * np.nan_to_num(evidence, neginf=0.0) + beta, -np.inf)
+    return 1 / (1 + np.exp(-logits))
+
+
+def fit(single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], joined_share: float) -> Decision:
     """The decision of least log loss for messages with these confidences and part scores whose true
     intents are `targets` (columns of `shares`: single intents first, then joined), under the priors;
-    the priors themselves without messages."""
+    the priors themselves without messages. The messages of joined intents weigh `joined_share` of
+    all, the share the bot's own training data gives them (how often its users say two things at once)."""
     if len(targets) == 0:
         return Decision()
-    single_t = torch.as_tensor(single, dtype=torch.float64)
-    joined_t = torch.as_tensor(np.maximum(log_joined, np.log(_LEAST_CONFIDENCE) * 2), dtype=torch.float64)
-    target = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+    is_joined = np.asarray(targets) >= single.shape[1]
+    evidence = torch.as_tensor(np.maximum(_evidence(single, log_joined), _LOWEST_EVIDENCE), dtype=torch.float64)
+    truth = torch.as_tensor(is_joined, dtype=torch.float64)
+    weights = torch.as_tensor(_weights(is_joined, joined_share), dtype=torch.float64)
     prior = Decision()
     start = torch.tensor([np.log(prior.alpha), prior.beta], dtype=torch.float64)
 
     def loss(values: torch.Tensor) -> torch.Tensor:
-        probabilities = _shares(single_t, joined_t, values)
-        log_loss = -torch.log(probabilities.gather(1, target[:, None]).clamp(min=1e-12)).sum()
+        logits = values[0].exp() * evidence + values[1]
+        log_loss = (weights * functional.binary_cross_entropy_with_logits(logits, truth, reduction="none")).sum()
         return log_loss + ((values - start) / _PRIOR_SCALE).square().sum() / 2
 
     log_alpha, beta = minimise(loss, start).tolist()
-    return Decision(float(np.exp(log_alpha)), float(beta), len(target))
+    return Decision(float(np.exp(log_alpha)), float(beta), len(is_joined))
+
+
+def _weights(is_joined: np.ndarray, joined_share: float) -> np.ndarray:
+    """Per message: 1 for single-intent ones; joined ones together weigh `joined_share` of the total."""
+    joined, single = int(is_joined.sum()), int((~is_joined).sum())
+    if not joined or not single:
+        return np.ones(len(is_joined))
+    return np.where(is_joined, joined_share / (1 - joined_share) * single / joined, 1.0)
 
 
 def joined_training_messages(
@@ -186,10 +211,11 @@ def joined_training_messages(
 def fit_on_held_out(
     confidences_of: ConfidencesOf, tokenizer: PreTrainedTokenizerBase, max_length: int, labels: Sequence[str],
     joined: Sequence[JoinedIntent], held_out: Sequence[Tuple[str, str]], joined_examples: Sequence[Tuple[str, str]],
-    seed: int,
+    joined_share: float, seed: int,
 ) -> Decision:
     """Fit the decision on held-out single-intent (text, intent) messages, the bot's joined examples
-    and held-out pairs put together (`confidences_of`: the classifier as trained without them)."""
+    and held-out pairs put together (`confidences_of`: the classifier as trained without them), the
+    joined ones weighing `joined_share` of all."""
     if not joined or not held_out:
         return Decision()
     texts, intents = zip(*held_out)
@@ -199,4 +225,16 @@ def fit_on_held_out(
     message_texts = [text for text, _ in messages]
     single = confidences_of(message_texts)
     log_joined = log_part_scores(confidences_of, tokenizer, message_texts, max_length, joined, labels)
-    return fit(single, log_joined, [columns[intent] for _, intent in messages])
+    return fit(single, log_joined, [columns[intent] for _, intent in messages], joined_share)
+
+
+def describe(joined: Sequence[JoinedIntent], decision: Decision) -> str:
+    """The training log's line on the multi-intents."""
+    fitted = (
+        f"fitted on {decision.fitted_on} held-out and joined messages" if decision.fitted_on
+        else "the priors: nothing was held out"
+    )
+    return (
+        f"Multi-intents recognised from their parts: {', '.join(intent.name for intent in joined)} "
+        f"(decision alpha {decision.alpha:.2f}, beta {decision.beta:.2f}, {fitted})."
+    )

@@ -3,10 +3,10 @@
     python -m bert_intent.parts MODEL.tar.gz TEST_NLU.yml
 
 reads the BertIntentClassifier from a Rasa model archive, classifies the test file's messages (those of
-intents the model does not know are skipped and counted) and prints the intent accuracy of the
-encoder head alone, the n-gram head alone and the served model, with the weights training chose. The
-last line is a JSON object with the keys `encoder`, `ngrams`, `served`, `messages`, `skipped`,
-`intent_weights`, `tag_weights` and `calibration`.
+intents the model does not know, and of multi-intents, which no single part scores, are skipped and
+counted) and prints the intent accuracy of the encoder head alone, the n-gram head alone and the served
+model, with the weights training chose. The last line is a JSON object with the keys `encoder`,
+`ngrams`, `served`, `messages`, `skipped`, `intent_weights`, `tag_weights` and `calibration`.
 """
 
 import argparse
@@ -88,7 +88,7 @@ def read_nlu(path: Path) -> Tuple[List[str], List[str]]:
 def report(result: Dict[str, Any]) -> List[str]:
     """The lines `main` prints for `evaluate`'s result, the JSON object last."""
     intents, tags = result["intent_weights"], result["tag_weights"]
-    lines = [f"{result['messages']} messages of known intents ({result['skipped']} skipped: intents the model does not know)."]
+    lines = [f"{result['messages']} messages of known intents ({result['skipped']} skipped: intents the model does not know, or multi-intents)."]
     if result["messages"]:
         lines += [f"{'part':<20} accuracy"] + [
             f"{label:<20} {result[part]:.3f}"

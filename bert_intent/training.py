@@ -118,7 +118,8 @@ def fine_tune(
     )
     decision = multi_intent.fit_on_held_out(
         held_out.confidences_of(network, tokenizer, fitted, settings), tokenizer, max_length, labels, joined,
-        [(texts[index], intents[index]) for index in validation_indices], joined_examples, settings.random_seed,
+        [(texts[index], intents[index]) for index in validation_indices], joined_examples,
+        len(joined_examples) / (len(joined_examples) + len(texts)), settings.random_seed,
     )
     # Every example counts for the closed-form heads and the centroids of the model that is kept.
     network.centroids.fit(torch.from_numpy(representations), label_ids)
@@ -140,6 +141,8 @@ def fine_tune(
         summary.update(expected_calibration_error=report.expected_calibration_error(), threshold_kept=report.kept())
     summary.update(entity_types=len(types))
     logger.info(summary_line(summary))
+    if joined:
+        logger.info(multi_intent.describe(joined, decision))
     if settings.report_dir is not None and len(fitted.intent_ids):
         predicted = report.validation_confidences.argmax(axis=-1)
         write_reports(Path(settings.report_dir), labels, fitted.intent_ids, predicted, history, report)

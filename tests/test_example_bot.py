@@ -83,7 +83,7 @@ def test_rasa_train_builds_a_model_and_retraining_unchanged_data_uses_the_cache(
     assert f"Starting to train component '{CLASSIFIER}'" not in again
 
 
-def test_rasa_shell_answers_chinese_and_asks_to_rephrase_gibberish_and_out_of_domain_messages(bot: Bot) -> None:
+def test_rasa_shell_answers_chinese_rephrases_gibberish_leaves_forms_and_answers_two_requests(bot: Bot) -> None:
     python, *arguments = rasa_command("shell", "--model", "models/bot.tar.gz", "--port", str(free_port()))
     shell = pexpect.spawn(
         python, arguments, cwd=str(bot.path), env=rasa_env(bot.path), encoding="utf-8", timeout=180, dimensions=(50, 200),
@@ -102,6 +102,15 @@ def test_rasa_shell_answers_chinese_and_asks_to_rephrase_gibberish_and_out_of_do
         shell.send("帮我订两张周六去杭州的高铁票\r")
         shell.expect(re.escape(response("utter_book_train")))
         shell.expect(r"(?=[^\r\n]*两张)(?=[^\r\n]*周六)(?=[^\r\n]*杭州)[^\r\n]+")
+        # Leaving the form: it ends and the bot confirms.
+        shell.expect("Your input ->")
+        shell.send("算了，不订了\r")
+        shell.expect(re.escape(response("utter_form_cancelled")))
+        # Two requests in one message (a multi-intent): both are answered.
+        shell.expect("Your input ->")
+        shell.send("帮我订明天去上海的机票，顺便查一下上海的天气\r")
+        shell.expect(re.escape("我来帮你查"))
+        shell.expect(re.escape(response("utter_book_flight")))
         shell.expect("Your input ->")
         shell.send("/stop\r")
         shell.expect(pexpect.EOF)
@@ -144,7 +153,7 @@ def test_rasa_test_runs_the_test_stories(bot: Bot) -> None:
     rasa(bot.path, "test", "--model", "models/bot.tar.gz", "--stories", "tests/test_stories.yml",
          "--nlu", "tests/nlu_test.yml", "--out", "results/all")
     report = json.loads((bot.path / "results" / "all" / "story_report.json").read_text(encoding="utf-8"))
-    assert report["conversation_accuracy"]["total"] == 6
+    assert report["conversation_accuracy"]["total"] == 10
     assert report["conversation_accuracy"]["accuracy"] == 1.0
 
 

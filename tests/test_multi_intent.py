@@ -1,0 +1,130 @@
+"""Multi-intents learned from their parts (`multi_intent.py`): the pure parts here, training with the tiny BERT below."""
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from bert_intent import multi_intent, settings
+from bert_intent.multi_intent import Decision, JoinedIntent
+from bert_intent.model import IntentModel
+from bert_intent.training import fine_tune
+from tests.helpers import HELD_OUT, TRAIN, pairs
+
+LABELS = ["alarm", "music", "weather"]
+
+
+def test_only_two_intents_with_examples_joined_are_learned_from_their_parts() -> None:
+    joined, ordinary = multi_intent.joined_intents(
+        ["alarm", "weather", "music", "alarm+weather", "weather+alarm", "alarm+news", "alarm+music+weather", "alarm+alarm"],
+        "+",
+    )
+    assert joined == [JoinedIntent("alarm+weather", ("alarm", "weather")), JoinedIntent("weather+alarm", ("weather", "alarm"))]
+    assert ordinary == ["alarm+alarm", "alarm+music+weather", "alarm+news"]
+    assert multi_intent.joined_intents(["a", "b", "a+b"], "__")[0] == []
+
+
+def test_a_message_is_split_between_tokens_leaving_two_on_each_side(tiny_bert: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    assert multi_intent.split_points(tokenizer, "放首歌再叫我", 64) == [2, 3, 4]
+    assert multi_intent.split_points(tokenizer, "放歌", 64) == []
+    long = multi_intent.split_points(tokenizer, "天" * 100, 64)
+    assert len(long) == multi_intent.MAX_SPLIT_POINTS and long == sorted(long)
+
+
+def keyword_confidences(texts: List[str]) -> np.ndarray:
+    """A stand-in classifier for the pure functions: 0.9 for the intent whose keyword a text has."""
+    keywords = {"alarm": "闹钟", "music": "歌", "weather": "天气"}
+    rows = [[0.9 if keywords[label] in text else 0.05 for label in LABELS] for text in texts]
+    return np.array([np.array(row) / max(1.0, sum(row)) for row in rows])
+
+
+def test_the_parts_score_the_best_split_in_either_order(tiny_bert: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    joined = [JoinedIntent("alarm+weather", ("alarm", "weather"))]
+    scores = multi_intent.log_part_scores(
+        keyword_confidences, tokenizer, ["看看天气再定个闹钟", "放首歌吧放首歌吧", "天气"], 64, joined, LABELS
+    )
+    assert scores[0, 0] == pytest.approx(2 * np.log(0.9 / 1.0), abs=1e-6)
+    assert scores[1, 0] < scores[0, 0]
+    assert scores[2, 0] == -np.inf  # too short to hold two requests
+
+
+def test_shares_sum_to_at_most_one_and_keep_the_single_intents_order() -> None:
+    single = np.array([[0.6, 0.2, 0.1], [0.3, 0.3, 0.1]])
+    log_joined = np.array([[np.log(0.01)], [-np.inf]])
+    confidences = multi_intent.shares(single, log_joined, Decision(alpha=1.0, beta=0.0))
+    assert confidences.shape == (2, 4)
+    assert np.all(confidences.sum(axis=1) <= 1 + 1e-9)
+    assert list(np.argsort(confidences[0, :3])) == list(np.argsort(single[0]))
+    np.testing.assert_allclose(confidences[1, :3], single[1])  # no split: the single intents as they were
+    assert confidences[1, 3] == 0
+
+
+def test_the_decision_is_fitted_weighing_joined_messages_as_the_data_does_and_the_priors_stand_without_messages() -> None:
+    assert multi_intent.fit(np.zeros((0, 3)), np.zeros((0, 1)), [], 0.5) == Decision()
+    generator = np.random.default_rng(0)
+    single = generator.dirichlet(np.ones(3) * 0.3, size=80) * 0.9
+    joined_rows = np.arange(80) % 2 == 0
+    log_joined = np.where(joined_rows, np.log(0.5), np.log(0.05))[:, None]
+    targets = np.where(joined_rows, 3, single.argmax(axis=1))
+    decision = multi_intent.fit(single, log_joined, targets, 0.5)
+    assert decision.fitted_on == 80
+    predicted = multi_intent.shares(single, log_joined, decision).argmax(axis=1)
+    assert np.mean(predicted == targets) > np.mean(multi_intent.shares(single, log_joined, Decision()).argmax(axis=1) == targets) - 0.01
+    assert np.mean(predicted[joined_rows] == 3) > 0.9
+    # Where the bot's data says two requests at once are rare, the joined intent needs more evidence.
+    rare = multi_intent.fit(single, log_joined, targets, 0.02)
+    assert multi_intent.shares(single, log_joined, rare)[:, 3].max() < multi_intent.shares(single, log_joined, decision)[:, 3].max()
+
+
+def test_held_out_pairs_are_put_together_in_either_order() -> None:
+    texts, intents = ["放首歌", "来点音乐", "七点叫我", "定个闹钟", "天气"], ["music", "music", "alarm", "alarm", "weather"]
+    made = multi_intent.joined_training_messages(texts, intents, [JoinedIntent("music+alarm", ("music", "alarm"))], seed=0)
+    assert len(made) == multi_intent.PAIRS_PER_JOINED_INTENT
+    assert {intent for _, intent in made} == {"music+alarm"}
+    starts_with_music = [text.split(" ")[0] in texts[:2] for text, _ in made]
+    assert any(starts_with_music) and not all(starts_with_music)
+
+
+JOINED_TRAIN = {
+    "weather+alarm": ["明天会下雨吗，顺便设个七点的闹钟", "定个六点的闹钟，再看看天气"],
+    "music+alarm": ["放首歌，然后八点叫我起床"],
+}
+JOINED_HELD_OUT = {
+    "weather+alarm": ["今天天气怎么样，另外帮我设闹钟", "明早六点叫我，还有明天会下雨吗", "后天热不热，顺便定个闹钟"],
+    "music+alarm": ["来点音乐，然后七点叫我", "帮我设个闹钟，再放首歌"],
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_settings: Dict[str, Any]) -> IntentModel:
+    texts, intents = pairs({**TRAIN, **JOINED_TRAIN})
+    return fine_tune(texts, intents, settings.validate(tiny_settings))
+
+
+@pytest.mark.training
+def test_joined_intents_are_recognised_from_their_parts_with_few_examples(trained: IntentModel) -> None:
+    assert trained.labels == sorted(TRAIN)  # the joined names are not labels of their own
+    assert trained.intent_names == sorted(TRAIN) + ["music+alarm", "weather+alarm"]
+    assert trained.decision.fitted_on > 0
+    texts, intents = pairs(JOINED_HELD_OUT)
+    confidences = trained.confidences(texts)
+    predicted = [trained.intent_names[index] for index in confidences.argmax(axis=1)]
+    assert np.mean([guess == intent for guess, intent in zip(predicted, intents)]) >= 0.6
+    single_texts, single_intents = pairs(HELD_OUT)
+    single = trained.confidences(single_texts)
+    assert np.mean([trained.intent_names[index] == intent for index, intent in zip(single.argmax(axis=1), single_intents)]) >= 0.8
+    assert np.all(np.concatenate([confidences, single]).sum(axis=1) <= 1 + 1e-5)
+
+
+@pytest.mark.training
+def test_the_onnx_model_keeps_the_joined_intents(trained: IntentModel, tmp_path: Path) -> None:
+    trained.save(tmp_path)
+    loaded = IntentModel.load(tmp_path, torch.device("cpu"), "onnx")
+    assert (loaded.intent_names, loaded.decision) == (trained.intent_names, trained.decision)
+    texts = [text for examples in JOINED_HELD_OUT.values() for text in examples]
+    np.testing.assert_array_equal(loaded.confidences(texts).argmax(axis=1), trained.confidences(texts).argmax(axis=1))
