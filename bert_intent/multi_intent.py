@@ -9,14 +9,15 @@ classified alone, and the joined intent (A, B) scores
     p_AB(x) = max over the points s and both orders of c_A(x[:s]) * c_B(x[s:])
 
 with the single intents' confidences c (`confidence.py`). How many requests the message holds is a
-logistic decision on how much better the best pair explains it than the best single intent:
+logistic decision on how much better the best pair explains it than the whole message's best
+explanation, a single intent or "none of them" (c_none = 1 - sum c_k):
 
-    P(two | x) = sigmoid(alpha * (log max_AB p_AB(x) - log max_k c_k(x)) + beta)
+    P(two | x) = sigmoid(alpha * (log max_AB p_AB(x) - log max(c_1(x), ..., c_K(x), c_none(x))) + beta)
 
 The confidences are then (1 - P(two)) * c_k(x) for the single intents and P(two) times each joined
-intent's share of the pairs' scores (a softmax of log p_AB) for the joined ones: they still sum to at
-most 1, the single intents keep their order, and gibberish, whose parts are as unfamiliar as the
-whole, keeps a large "none of them".
+intent's share of the pairs' scores, softmax(alpha * log p_AB(x)), for the joined ones: they still sum
+to at most 1, the single intents keep their order, and a message unlike the training data (gibberish,
+pasted logs), whose parts explain it no better than "none of them" does, stays unknown.
 
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
@@ -139,17 +140,19 @@ def shares(single: np.ndarray, log_joined: np.ndarray, decision: Decision) -> np
     """The confidences of the single intents, then of the joined ones (texts x (intents + joined)),
     from the single intents' confidences and `log_part_scores` (see the module docstring)."""
     two = _probability_of_two(_evidence(single, log_joined), decision.alpha, decision.beta)
-    finite = np.isfinite(log_joined).any(axis=1, keepdims=True)
-    safe = np.where(finite, log_joined, 0.0)
-    which = np.exp(safe - safe.max(axis=1, keepdims=True)) * np.isfinite(log_joined)
+    sharpened = np.where(np.isfinite(log_joined), decision.alpha * np.nan_to_num(log_joined, neginf=0.0), -np.inf)
+    highest = np.max(sharpened, axis=1, keepdims=True, initial=-np.inf)
+    which = np.exp(sharpened - np.where(np.isfinite(highest), highest, 0.0))
     which = which / np.maximum(which.sum(axis=1, keepdims=True), _LEAST_CONFIDENCE)
     return np.concatenate([(1 - two)[:, None] * single, two[:, None] * which], axis=1)
 
 
 def _evidence(single: np.ndarray, log_joined: np.ndarray) -> np.ndarray:
-    """Per text: log of the best pair's score over the best single intent's confidence (-inf: no pair)."""
+    """Per text: log of the best pair's score over the whole message's best explanation, a single intent
+    or "none of them" (-inf: no pair)."""
     best_pair = log_joined.max(axis=1) if log_joined.shape[1] else np.full(len(single), -np.inf)
-    return best_pair - np.log(np.clip(single.max(axis=1, initial=0.0), _LEAST_CONFIDENCE, None))
+    best_whole = np.maximum(single.max(axis=1, initial=0.0), 1 - single.sum(axis=1))
+    return best_pair - np.log(np.clip(best_whole, _LEAST_CONFIDENCE, None))
 
 
 def _probability_of_two(evidence: np.ndarray, alpha: float, beta: float) -> np.ndarray:
