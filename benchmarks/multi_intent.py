@@ -120,20 +120,11 @@ def spans(entities: Sequence[Dict[str, Any]]) -> Set[Tuple[int, int, str]]:
             for entity in entities}
 
 
-def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
-    error = 0.0
-    for bin_id in range(bins):
-        members = [index for index, value in enumerate(confidences) if min(int(value * bins), bins - 1) == bin_id]
-        if members:
-            accuracy = sum(correct[index] for index in members) / len(members)
-            confidence = sum(confidences[index] for index in members) / len(members)
-            error += len(members) / len(confidences) * abs(accuracy - confidence)
-    return error
-
-
 def worker(job: Dict[str, Any]) -> Dict[str, Any]:
     """Train one system on the job's examples and score its test messages."""
     from rasa.core.agent import Agent
+
+    from bert_intent.confidence import expected_calibration_error
 
     with tempfile.TemporaryDirectory(prefix="multi-intent-") as scratch:
         nlu_file = Path(scratch) / "nlu.json"
