@@ -77,10 +77,11 @@ def main() -> None:
             path = directory / f"{with_familiarity}.onnx"
             onnx_network.export(network(with_familiarity), names, path, quantize=True)
             sessions[label] = onnx_network.session(path, None)
-        inputs = [
-            {name: values.astype(np.int64) for name, values in encode([MESSAGES[index % len(MESSAGES)]], return_tensors="np").items()}
-            for index in range(arguments.messages)
-        ]
+        inputs = []
+        for index in range(arguments.messages):
+            encoded = encode([MESSAGES[index % len(MESSAGES)]], return_tensors="np")
+            feed = {name: values.astype(np.int64) for name, values in encoded.items()}
+            inputs.append({**feed, onnx_network.PART_MASK: feed["attention_mask"][:, None, :]})  # the whole message
         results = {label: [] for label in sessions}
         for _ in range(arguments.rounds):
             for label, session in sessions.items():

@@ -10,7 +10,7 @@ epoch (on the encoder head's own score), the heads' weights (`combination.fit`) 
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -120,16 +120,6 @@ def fit(
         )
     fitted.gibberish_confidences = confidence.apply(fitted.calibration, _score_parts(gibberish, fitted.intents))
     return fitted
-
-
-def confidences_of(
-    network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, fitted: Fitted, settings: Settings
-) -> Callable[[Sequence[str]], np.ndarray]:
-    """The served confidences of any texts under what the held-out examples chose, from the network as it is."""
-    return lambda texts: confidence.apply(
-        fitted.calibration,
-        _score_parts(outputs(network, tokenizer, texts, settings.max_length, settings.batch_size), fitted.intents),
-    )
 
 
 def _score_parts(outputs_: Dict[str, Any], intents: Combination) -> ScoreParts:

@@ -29,9 +29,9 @@ METADATA_FILE = "bert_intent.json"
 NETWORK_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
-# 7: the closed-form heads as named modules (parameter names changed); 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
+# 8: the network reads a message's parts (input part_mask); 7: the closed-form heads as named modules (parameter names changed); 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
 # 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 
 
 @dataclass
@@ -41,6 +41,19 @@ class Predictions:
 
     confidences: np.ndarray
     entities: List[List[Dict[str, Any]]]
+
+
+@dataclass
+class _Run:
+    """One network run: per text, the intent confidences, tag probabilities and tokens' character
+    offsets; for a text read in parts, its split `points` and the parts' confidences (before each point,
+    then after each)."""
+
+    confidences: np.ndarray
+    tag_probabilities: np.ndarray
+    offsets: np.ndarray
+    points: List[int]
+    part_confidences: np.ndarray
 
 
 class IntentModel:
@@ -91,53 +104,74 @@ class IntentModel:
         (see `confidence.py`)."""
         if self.network is None and self.session is None:  # a single label without entity types
             return Predictions(np.ones((len(texts), 1), dtype=np.float32), [[] for _ in texts])
+        confidences, log_pairs, found = self._scores(texts)
+        if self.joined:
+            confidences = multi_intent.shares(confidences, log_pairs, self.decision).astype(np.float32)
+        return Predictions(confidences, found)
+
+    def single_and_pair_scores(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+        """The single intents' confidences of `texts` and the log scores of their joined intents' best
+        pairs of parts (`multi_intent.log_part_scores`), from which `predict` weighs the joined intents."""
+        confidences, log_pairs, _ = self._scores(texts)
+        return confidences, log_pairs
+
+    def _scores(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray, List[List[Dict[str, Any]]]]:
+        texts = [valid_unicode(text) for text in texts]
         confidences = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        log_pairs = np.full((len(texts), len(self.joined)), -np.inf)
         found: List[List[Dict[str, Any]]] = [[] for _ in texts]
         # Batches of similar length waste little compute on padding.
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         # The int8 network quantizes its activations with a scale taken from the whole batch, so a
-        # message's scores would depend on its batch-mates: ONNX Runtime gets one message per run.
-        batch_size = 1 if self.session is not None else self.settings.batch_size
+        # message's scores would depend on its batch-mates: ONNX Runtime gets one message per run, and so
+        # does a message read in parts.
+        batch_size = 1 if self.session is not None or self.joined else self.settings.batch_size
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
-            batch = [valid_unicode(texts[index]) for index in indices]
-            confidences[indices], tag_probabilities, offsets = self._run(batch)
-            if self.entity_types:
-                for row, index in enumerate(indices):
-                    found[index] = entities.decode(batch[row], offsets[row], tag_probabilities[row], self.entity_types)
+            batch = [texts[index] for index in indices]
+            run = self._run(batch, in_parts=bool(self.joined))
+            confidences[indices] = run.confidences
+            for row, index in enumerate(indices):
+                if self.entity_types:
+                    found[index] = entities.decode(batch[row], run.offsets[row], run.tag_probabilities[row], self.entity_types)
+                if self.joined and run.points:
+                    # The best split points by the parts pooled from the whole message's states, read again alone.
+                    points = multi_intent.best_points(run.part_confidences, run.points, self.joined, self.labels)
+                    log_pairs[index] = multi_intent.log_part_scores(
+                        self._single_confidences, [batch[row]], [points], self.joined, self.labels
+                    )[0]
         if len(self.labels) == 1:
             confidences[:] = 1.0
-        if self.joined:
-            texts = [valid_unicode(text) for text in texts]
-            log_parts = multi_intent.log_part_scores(
-                self._single_confidences, self.tokenizer, texts, self.settings.max_length, self.joined, self.labels
-            )
-            confidences = multi_intent.shares(confidences, log_parts, self.decision).astype(np.float32)
-        return Predictions(confidences, found)
+        return confidences, log_pairs, found
 
     def _single_confidences(self, texts: List[str]) -> np.ndarray:
         """The labels' confidences of `texts`, scored together (the parts of one message)."""
-        return np.concatenate([
-            self._run(texts[start : start + self.settings.batch_size])[0]
-            for start in range(0, len(texts), self.settings.batch_size)
-        ])
+        return self._run(texts).confidences
 
     def confidences(self, texts: Sequence[str]) -> np.ndarray:
         """The intent confidences of `predict`."""
         return self.predict(texts).confidences
 
-    def _run(self, texts: List[str]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The network's confidences and tag probabilities, and each token's character offsets."""
+    def _run(self, texts: List[str], in_parts: bool = False) -> "_Run":
+        """The network's outputs for `texts`; `in_parts` (one text): also of the parts at its split points."""
         inputs = tokenize(self.tokenizer, texts, self.settings.max_length, return_tensors="np", padding=True)
         offsets = inputs.pop("offset_mapping")
+        points = multi_intent.split_points(offsets[0]) if in_parts else []
+        if in_parts:
+            part_mask = multi_intent.part_mask(offsets[0], inputs["attention_mask"][0], points)[None]
+        else:
+            part_mask = inputs["attention_mask"][:, None, :]
         if self.session is not None:
-            feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs}
+            feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs if name != onnx_network.PART_MASK}
+            feeds[onnx_network.PART_MASK] = part_mask.astype(np.int64)
             confidences, tag_probabilities = self.session.run(None, feeds)
-            return confidences, tag_probabilities, offsets
-        tensors = {name: torch.from_numpy(values).to(self.network.device) for name, values in inputs.items()}
-        with torch.inference_mode():
-            outputs = self.network(**tensors)
-        return outputs.confidences.float().cpu().numpy(), outputs.tag_probabilities.float().cpu().numpy(), offsets
+        else:
+            tensors = {name: torch.from_numpy(values).to(self.network.device) for name, values in inputs.items()}
+            with torch.inference_mode():
+                outputs = self.network(**tensors, part_mask=torch.from_numpy(part_mask).to(self.network.device))
+            confidences = outputs.confidences.float().cpu().numpy()
+            tag_probabilities = outputs.tag_probabilities.float().cpu().numpy()
+        return _Run(confidences[:, 0], tag_probabilities, offsets, points, confidences[0, 1:])
 
     def save(self, directory: Path) -> None:
         """Write the network as `model.onnx` (int8 weights unless `quantize` is off) with its config,

@@ -3,12 +3,14 @@
 A bot declares a multi-intent the Rasa way: examples whose intent is two intents' names joined by
 `intent_split_symbol` (`book_flight+ask_weather`), listed in the domain. When both parts are intents
 with examples of their own, the classifier does not learn the joined name as a label: it reads the
-message as two parts. At each point between two tokens the text before and the text after are
-classified alone, and the joined intent (A, B) scores
+message as two parts. The joined intent (A, B) scores
 
-    p_AB(x) = max over the points s and both orders of c_A(x[:s]) * c_B(x[s:])
+    p_AB(x) = max over the split points s and both orders of c_A(x[:s]) * c_B(x[s:])
 
-with the single intents' confidences c (`confidence.py`). How many requests the message holds is a
+with the single intents' confidences c (`confidence.py`) of the text before and the text after. Reading
+every part alone would cost two network runs per point between two tokens, so the network first reads
+them all in one run, pooling the whole message's token states over each part (`network.py`); the parts
+at the READ_ALONE_POINTS best points are then read alone, and they give p_AB. How many requests the message holds is a
 logistic decision on how much better the best pair explains it than the whole message's best
 explanation, a single intent or "none of them" (c_none = 1 - sum c_k):
 
@@ -33,15 +35,16 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 from torch.nn import functional
-from transformers import PreTrainedTokenizerBase
 
 from bert_intent.combination import minimise
-from bert_intent.encoding import tokenize
 
 # Each part has at least this many tokens: one character alone is no request.
 MIN_PART_TOKENS = 2
 # Long messages are split at this many evenly spread points at most (each point costs two classifications).
 MAX_SPLIT_POINTS = 32
+# A message is first read in parts pooled from its whole reading (one network run), then the parts at
+# this many of its best split points are read again alone, as messages of their own.
+READ_ALONE_POINTS = 2
 # Held-out pairs put together per joined intent for the fit.
 PAIRS_PER_JOINED_INTENT = 12
 # Standard deviation of the priors on log(alpha) and beta: wide, so that a few dozen held-out messages
@@ -51,6 +54,7 @@ _LOWEST_EVIDENCE = -30.0
 _LEAST_CONFIDENCE = 1e-6
 
 ConfidencesOf = Callable[[List[str]], np.ndarray]
+ScoresOf = Callable[[List[str]], Tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -102,37 +106,62 @@ def joined_intents(intents: Sequence[str], symbol: str) -> Tuple[List[JoinedInte
     return joined, ordinary
 
 
-def split_points(tokenizer: PreTrainedTokenizerBase, text: str, max_length: int) -> List[int]:
-    """Character positions where `text` may be cut into two parts: token starts that leave at least
+def split_points(offsets: Sequence[Sequence[int]]) -> List[int]:
+    """Character positions where a text may be cut into two parts, from its tokens' character `offsets`
+    (special and padding tokens, which are empty, are skipped): token starts that leave at least
     MIN_PART_TOKENS tokens on each side, at most MAX_SPLIT_POINTS of them, evenly spread."""
-    offsets = tokenize(tokenizer, [text], max_length)["offset_mapping"][0]
-    starts = [start for start, end in offsets if end > start]
+    starts = [int(start) for start, end in offsets if end > start]
     points = starts[MIN_PART_TOKENS : len(starts) - MIN_PART_TOKENS + 1]
     if len(points) > MAX_SPLIT_POINTS:
         points = [points[index] for index in np.linspace(0, len(points) - 1, MAX_SPLIT_POINTS).round().astype(int)]
     return sorted(set(points))
 
 
+def part_mask(offsets: Sequence[Sequence[int]], attention_mask: np.ndarray, points: Sequence[int]) -> np.ndarray:
+    """(1 + 2 x points, tokens): the tokens the whole message reads ([CLS] and [SEP] included), then those
+    before each split point ([CLS] included), then those after each ([SEP] included)."""
+    starts = {int(start): token for token, (start, end) in reversed(list(enumerate(offsets))) if end > start}
+    positions = np.arange(len(attention_mask))
+    cuts = np.array([starts[point] for point in points], dtype=int).reshape(-1, 1)
+    before, after = positions < cuts, positions >= cuts
+    return np.concatenate([attention_mask[None], before * attention_mask, after * attention_mask]).astype(attention_mask.dtype)
+
+
+def _log_pairs_per_point(part_confidences: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """(points, joined): log c_A(before) + log c_B(after) at each point, the better of both orders, from
+    the parts' confidences (before each point, then after each)."""
+    log_parts = np.log(np.clip(part_confidences, _LEAST_CONFIDENCE, None))
+    before, after = np.split(log_parts, 2)
+    return np.maximum(before[:, pairs[:, 0]] + after[:, pairs[:, 1]], before[:, pairs[:, 1]] + after[:, pairs[:, 0]])
+
+
+def _pairs(joined: Sequence[JoinedIntent], labels: Sequence[str]) -> np.ndarray:
+    index = {label: position for position, label in enumerate(labels)}
+    return np.array([[index[part] for part in intent.parts] for intent in joined], dtype=int).reshape(-1, 2)
+
+
+def best_points(
+    part_confidences: np.ndarray, points: Sequence[int], joined: Sequence[JoinedIntent], labels: Sequence[str]
+) -> List[int]:
+    """The READ_ALONE_POINTS split points whose parts explain the message best as a joined intent, from
+    the parts' confidences (before each point, then after each), in the text's order."""
+    scores = _log_pairs_per_point(part_confidences, _pairs(joined, labels)).max(axis=1)
+    return sorted(points[index] for index in np.argsort(-scores, kind="stable")[:READ_ALONE_POINTS])
+
+
 def log_part_scores(
-    confidences_of: ConfidencesOf, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int,
+    confidences_of: ConfidencesOf, texts: Sequence[str], points: Sequence[Sequence[int]],
     joined: Sequence[JoinedIntent], labels: Sequence[str],
 ) -> np.ndarray:
-    """(texts x joined intents): log of the best c_A(before) * c_B(after) over the split points and both
-    orders; -inf for a text too short to split. `confidences_of` gives the single intents' confidences
-    (one row per text, columns in `labels` order) and is called once per text, on all its parts."""
-    index = {label: position for position, label in enumerate(labels)}
-    pairs = np.array([[index[part] for part in intent.parts] for intent in joined], dtype=int).reshape(-1, 2)
+    """(texts x joined intents): log of the best c_A(before) * c_B(after) over each text's split
+    `points` and both orders; -inf for a text without points. `confidences_of` gives the single intents'
+    confidences (one row per text, columns in `labels` order) and is called once per text, on all its parts."""
+    pairs = _pairs(joined, labels)
     scores = np.full((len(texts), len(joined)), -np.inf)
-    for row, text in enumerate(texts):
-        points = split_points(tokenizer, text, max_length)
-        if not points or not len(joined):
-            continue
-        parts = confidences_of([text[:point] for point in points] + [text[point:] for point in points])
-        log_parts = np.log(np.clip(parts, _LEAST_CONFIDENCE, None))
-        before, after = log_parts[: len(points)], log_parts[len(points) :]
-        in_order = before[:, pairs[:, 0]] + after[:, pairs[:, 1]]
-        reversed_order = before[:, pairs[:, 1]] + after[:, pairs[:, 0]]
-        scores[row] = np.maximum(in_order, reversed_order).max(axis=0)
+    for row, (text, cuts) in enumerate(zip(texts, points)):
+        if cuts and len(joined):
+            parts = confidences_of([text[:cut] for cut in cuts] + [text[cut:] for cut in cuts])
+            scores[row] = _log_pairs_per_point(parts, pairs).max(axis=0)
     return scores
 
 
@@ -212,22 +241,19 @@ def joined_training_messages(
 
 
 def fit_on_held_out(
-    confidences_of: ConfidencesOf, tokenizer: PreTrainedTokenizerBase, max_length: int, labels: Sequence[str],
-    joined: Sequence[JoinedIntent], held_out: Sequence[Tuple[str, str]], joined_examples: Sequence[Tuple[str, str]],
-    joined_share: float, seed: int,
+    scores_of: ScoresOf, labels: Sequence[str], joined: Sequence[JoinedIntent], held_out: Sequence[Tuple[str, str]],
+    joined_examples: Sequence[Tuple[str, str]], joined_share: float, seed: int,
 ) -> Decision:
     """Fit the decision on held-out single-intent (text, intent) messages, the bot's joined examples
-    and held-out pairs put together (`confidences_of`: the classifier as trained without them), the
-    joined ones weighing `joined_share` of all."""
+    and held-out pairs put together (`scores_of`: the classifier's single confidences and log pair
+    scores, as trained without them), the joined ones weighing `joined_share` of all."""
     if not joined or not held_out:
         return Decision()
     texts, intents = zip(*held_out)
     messages = list(held_out) + list(joined_examples) + joined_training_messages(texts, intents, joined, seed)
     columns = {name: position for position, name in enumerate(list(labels) + [intent.name for intent in joined])}
     messages = [(text, intent) for text, intent in messages if intent in columns]
-    message_texts = [text for text, _ in messages]
-    single = confidences_of(message_texts)
-    log_joined = log_part_scores(confidences_of, tokenizer, message_texts, max_length, joined, labels)
+    single, log_joined = scores_of([text for text, _ in messages])
     return fit(single, log_joined, [columns[intent] for _, intent in messages], joined_share)
 
 

@@ -113,15 +113,22 @@ class IntentNetwork(nn.Module):
         # Named so Trainer passes the label columns on; the loss is Trainer's.
         labels: Optional[torch.Tensor] = None,
         entity_tags: Optional[torch.Tensor] = None,
+        part_mask: Optional[torch.Tensor] = None,
     ) -> IntentOutput:
+        """The outputs of `IntentOutput`. With `part_mask` (batch, parts, tokens), the intent heads read
+        each part of a message alone (the tokens its row marks) and the per-message outputs are
+        (batch, parts, ...): the encoder runs once per message, and its states are pooled per part."""
         inputs: Dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         states = self.encoder(**inputs).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        reads = attention_mask.unsqueeze(1) if part_mask is None else part_mask  # (batch, parts, tokens)
+        parts = reads.shape[1]
+        weights = reads.unsqueeze(-1).to(states.dtype)
+        # A product and a sum, not a matrix product, so that int8 quantization leaves the pooling exact.
+        pooled = ((states.unsqueeze(1) * weights).sum(dim=2) / weights.sum(dim=2).clamp(min=1)).flatten(0, 1)
         encoder_log_probs = functional.log_softmax(self.intent(self.dropout(pooled)).float(), dim=-1)
-        buckets, present = ngram_buckets(input_ids, attention_mask)
+        buckets, present = ngram_buckets(input_ids.unsqueeze(1).expand(-1, parts, -1).flatten(0, 1), reads.flatten(0, 1))
         ngram_log_probs = functional.log_softmax(self.ngrams(buckets, present).float(), dim=-1)
         logits = combination.combine(encoder_log_probs, ngram_log_probs, self.intent_weights)
         representation = functional.normalize(pooled.float(), dim=-1)
@@ -132,7 +139,7 @@ class IntentNetwork(nn.Module):
         tag_ngram_logits = self.tag_ngrams(input_ids, attention_mask)
         ngram_tag_log_probs = functional.log_softmax(tag_ngram_logits.float(), dim=-1)
         tag_logits = combination.combine(encoder_tag_log_probs, ngram_tag_log_probs, self.tag_weights)
-        return IntentOutput(
+        per_message = dict(
             logits=logits,
             encoder_log_probs=encoder_log_probs,
             ngram_log_probs=ngram_log_probs,
@@ -140,11 +147,16 @@ class IntentNetwork(nn.Module):
             similarity=similarity,
             scores=scores,
             confidences=confidence.confidences(scores, self.calibration),
+            representation=representation,
+        )
+        if part_mask is not None:
+            per_message = {name: value.reshape(-1, parts, int(value.shape[-1])) for name, value in per_message.items()}
+        return IntentOutput(
+            **per_message,
             encoder_tag_log_probs=encoder_tag_log_probs,
             ngram_tag_log_probs=ngram_tag_log_probs,
             tag_logits=tag_logits,
             tag_probabilities=tag_logits.exp(),
-            representation=representation,
         )
 
     def fit_closed_form(

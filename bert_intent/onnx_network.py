@@ -30,6 +30,8 @@ from torch import nn
 # ONNX Runtime's quantizer renames a quantized initializer W into these three.
 _QUANTIZED, _SCALE, _ZERO_POINT = "_quantized", "_scale", "_zero_point"
 _OPSET = 17
+# The graph's input beside the tokenizer's: which tokens each part of a message reads (network.py).
+PART_MASK = "part_mask"
 
 # What reading a missing or damaged ONNX file raises (ONNX Runtime's errors do not share a base class).
 READ_ERRORS = (
@@ -44,8 +46,9 @@ READ_ERRORS = (
 
 
 class _Predictions(torch.nn.Module):
-    """The network as a function of its tokenizer's outputs, returning the intent confidences and the
-    entity tag probabilities."""
+    """The network as a function of its tokenizer's outputs and a `part_mask` (batch, parts, tokens:
+    the tokens each part reads, the whole message being one part), returning the intent confidences
+    of each part (batch, parts, intents) and the entity tag probabilities."""
 
     def __init__(self, network: nn.Module, input_names: Sequence[str]) -> None:
         super().__init__()
@@ -53,18 +56,22 @@ class _Predictions(torch.nn.Module):
         self.input_names = list(input_names)
 
     def forward(self, *inputs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        outputs = self.network(**dict(zip(self.input_names, inputs)))
+        outputs = self.network(**dict(zip(self.input_names + [PART_MASK], inputs)))
         return outputs.confidences, outputs.tag_probabilities
 
 
 def export(network: nn.Module, input_names: Sequence[str], path: Path, quantize: bool) -> Dict[str, List]:
-    """Write `network` to `path` as ONNX (int8 weights with `quantize`); return where each torch
-    parameter's values are in the file: {parameter: [initializer, transposed]}."""
+    """Write `network` to `path` as ONNX (int8 weights with `quantize`), with the inputs `input_names`
+    and PART_MASK; return where each torch parameter's values are in the file: {parameter: [initializer,
+    transposed]}."""
     network = copy.deepcopy(network).float().cpu().eval()
     # A padded second row, so that tracing takes the masking path (an all-ones mask may be skipped).
     padded_row = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
     sample = {name: padded_row if name == "attention_mask" else torch.ones((2, 8), dtype=torch.long) for name in input_names}
+    sample[PART_MASK] = torch.stack([padded_row, padded_row * (torch.arange(8) < 3)], dim=1)
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    dynamic_axes[PART_MASK] = {0: "batch", 1: "parts", 2: "sequence"}
+    input_names = list(input_names)
     with tempfile.TemporaryDirectory(prefix="bert-intent-onnx-") as scratch:
         exported = Path(scratch) / "float32.onnx"
         with warnings.catch_warnings():  # tracing warnings about code paths a classifier never takes
@@ -73,14 +80,20 @@ def export(network: nn.Module, input_names: Sequence[str], path: Path, quantize:
                 _Predictions(network, input_names),
                 tuple(sample.values()),
                 str(exported),
-                input_names=list(input_names),
+                input_names=input_names + [PART_MASK],
                 output_names=["confidences", "tag_probabilities"],
-                dynamic_axes={**dynamic_axes, "confidences": {0: "batch"}, "tag_probabilities": {0: "batch", 1: "sequence"}},
+                dynamic_axes={
+                    **dynamic_axes, "confidences": {0: "batch", 1: "parts"}, "tag_probabilities": {0: "batch", 1: "sequence"}
+                },
                 opset_version=_OPSET,
                 do_constant_folding=True,
                 dynamo=False,  # the TorchScript exporter writes one self-contained file that quantizes
             )
-        names = _initializer_names(network, onnx.load(str(exported)))
+        graph_model = onnx.load(str(exported))
+        # The parts' reshape leaves the intents' axis symbolic to shape inference: it is the labels' count.
+        graph_model.graph.output[0].type.tensor_type.shape.dim[2].dim_value = network.config.num_labels
+        onnx.save(graph_model, str(exported))
+        names = _initializer_names(network, graph_model)
         if quantize:
             with _quiet_root_logger():  # it advises an optional pre-processing step on every call
                 quantize_dynamic(str(exported), str(path), weight_type=QuantType.QInt8)

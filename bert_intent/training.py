@@ -116,10 +116,14 @@ def fine_tune(
         network, tokenizer, [texts[index] for index in validation_indices], [label_ids[index] for index in validation_indices],
         [examples[index]["entity_tags"] for index in validation_indices] if types else [], settings,
     )
+    # The served model as the held-out examples configured it, before any multi-intent decision.
+    scoring = IntentModel(
+        labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
+        combinations=(fitted.intents, fitted.tags), joined=joined,
+    )
     decision = multi_intent.fit_on_held_out(
-        held_out.confidences_of(network, tokenizer, fitted, settings), tokenizer, max_length, labels, joined,
-        [(texts[index], intents[index]) for index in validation_indices], joined_examples,
-        len(joined_examples) / (len(joined_examples) + len(texts)), settings.random_seed,
+        scoring.single_and_pair_scores, labels, joined, [(texts[index], intents[index]) for index in validation_indices],
+        joined_examples, len(joined_examples) / (len(joined_examples) + len(texts)), settings.random_seed,
     )
     # Every example counts for the closed-form heads and the centroids of the model that is kept.
     network.centroids.fit(torch.from_numpy(representations), label_ids)

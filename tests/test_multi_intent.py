@@ -29,10 +29,35 @@ def test_only_two_intents_with_examples_joined_are_learned_from_their_parts() ->
 
 def test_a_message_is_split_between_tokens_leaving_two_on_each_side(tiny_bert: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    assert multi_intent.split_points(tokenizer, "放首歌再叫我", 64) == [2, 3, 4]
-    assert multi_intent.split_points(tokenizer, "放歌", 64) == []
-    long = multi_intent.split_points(tokenizer, "天" * 100, 64)
+
+    def points(text: str) -> List[int]:
+        return multi_intent.split_points(tokenizer(text, return_offsets_mapping=True)["offset_mapping"])
+
+    assert points("放首歌再叫我") == [2, 3, 4]
+    assert points("放歌") == []
+    long = points("天" * 100)
     assert len(long) == multi_intent.MAX_SPLIT_POINTS and long == sorted(long)
+
+
+def test_the_part_mask_reads_the_whole_message_then_each_side_of_each_point(tiny_bert: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    encoded = tokenizer(["放首歌再叫我"], return_offsets_mapping=True, return_tensors="np", padding="max_length", max_length=10)
+    attention_mask, offsets = encoded["attention_mask"][0], encoded["offset_mapping"][0]
+    mask = multi_intent.part_mask(offsets, attention_mask, [2, 4])
+    np.testing.assert_array_equal(mask, [
+        [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],  # the whole message: [CLS] 放首歌再叫我 [SEP], then padding
+        [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],  # [CLS] 放首
+        [1, 1, 1, 1, 1, 0, 0, 0, 0, 0],  # [CLS] 放首歌再
+        [0, 0, 0, 1, 1, 1, 1, 1, 0, 0],  # 歌再叫我 [SEP]
+        [0, 0, 0, 0, 0, 1, 1, 1, 0, 0],  # 叫我 [SEP]
+    ])
+
+
+def test_the_points_read_again_alone_are_those_whose_parts_make_the_best_pair() -> None:
+    joined = [JoinedIntent("alarm+weather", ("alarm", "weather"))]
+    # Three points; before each, then after each (columns: alarm, music, weather).
+    parts = np.array([[0.3, 0.3, 0.3], [0.9, 0.05, 0.05], [0.5, 0.4, 0.1], [0.3, 0.3, 0.3], [0.05, 0.05, 0.9], [0.1, 0.1, 0.8]])
+    assert multi_intent.best_points(parts, [3, 5, 7], joined, LABELS) == [5, 7][: multi_intent.READ_ALONE_POINTS]
 
 
 def keyword_confidences(texts: List[str]) -> np.ndarray:
@@ -42,12 +67,11 @@ def keyword_confidences(texts: List[str]) -> np.ndarray:
     return np.array([np.array(row) / max(1.0, sum(row)) for row in rows])
 
 
-def test_the_parts_score_the_best_split_in_either_order(tiny_bert: Path) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+def test_the_parts_score_the_best_split_in_either_order() -> None:
     joined = [JoinedIntent("alarm+weather", ("alarm", "weather"))]
-    scores = multi_intent.log_part_scores(
-        keyword_confidences, tokenizer, ["看看天气再定个闹钟", "放首歌吧放首歌吧", "天气"], 64, joined, LABELS
-    )
+    texts = ["看看天气再定个闹钟", "放首歌吧放首歌吧", "天气"]
+    points = [list(range(2, len(text) - 1)) for text in texts]  # one token per character
+    scores = multi_intent.log_part_scores(keyword_confidences, texts, points, joined, LABELS)
     assert scores[0, 0] == pytest.approx(2 * np.log(0.9 / 1.0), abs=1e-6)
     assert scores[1, 0] < scores[0, 0]
     assert scores[2, 0] == -np.inf  # too short to hold two requests
