@@ -17,6 +17,7 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
 CLASS_WEIGHTS = ("balanced", "none")
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")
 BACKENDS = ("auto", "onnx", "torch")
+PRECISIONS = ("auto", "bf16", "fp16", "no")
 
 
 class _Key(NamedTuple):
@@ -126,6 +127,9 @@ KEYS: Dict[str, _Key] = {
     "random_seed": _Key(42, "an integer", _int),
     "ranking_length": _Key(10, "an integer >= 0 (0 lists every intent)", _int_at_least(0)),
     "device": _Key("auto", f"one of {', '.join(DEVICE_CHOICES)}", _device),
+    "mixed_precision": _Key(
+        "auto", f"one of {', '.join(PRECISIONS)} (auto: bf16 where the GPU or CPU computes it natively)", _one_of(PRECISIONS)
+    ),
     "inference_backend": _Key("auto", f"one of {', '.join(BACKENDS)}", _one_of(BACKENDS)),
     "quantize": _Key(True, "true (int8 weights) or false (float32 weights)", _bool),
     "cpu_threads": _Key(None, "null (every core the process may use) or a positive integer", _int_at_least(1)),
@@ -166,6 +170,7 @@ class Settings:
     random_seed: int
     ranking_length: int
     device: str
+    mixed_precision: str
     inference_backend: str
     quantize: bool
     cpu_threads: Optional[int]
@@ -225,3 +230,32 @@ def resolve_backend(backend: str, device: "torch.device") -> str:
     if backend == "auto":
         return "onnx" if device.type == "cpu" else "torch"
     return backend
+
+
+def resolve_precision(precision: str, device: "torch.device") -> str:
+    """`bf16`, `fp16` or `no` (float32) for training on `device`. `auto` takes bf16 on a CUDA GPU that
+    computes it (fp16 on older ones) and on a CPU with bf16 instructions (AVX-512 BF16 or AMX, where
+    autocast pays; elsewhere bf16 is emulated and slower), float32 otherwise (MPS included)."""
+    import torch
+
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if device.type == "cpu" and cpu_computes_bf16() else "no"
+    allowed = {"cuda": ("bf16", "fp16", "no"), "cpu": ("bf16", "no"), "mps": ("no",)}[device.type]
+    if precision not in allowed:
+        raise ConfigError(
+            f"BertIntentClassifier: mixed_precision '{precision}' is not available for training on {device.type}; "
+            f"use one of auto, {', '.join(allowed)}."
+        )
+    return precision
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (read from /proc/cpuinfo: Linux; False elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = {flag for line in cpuinfo if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})

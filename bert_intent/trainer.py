@@ -129,14 +129,15 @@ def build_trainer(
     validation_set: List[Dict[str, Any]],
     settings: Settings,
     device: torch.device,
+    precision: str,
     output_dir: str,
     best_epoch: KeepBestEpoch,
 ) -> "_IntentTrainer":
-    """A Trainer of `network` on `train_set`, scoring every epoch on `validation_set` (when there is one)."""
+    """A Trainer of `network` on `train_set` on `device` with `precision` (`settings.resolve_precision`),
+    scoring every epoch on `validation_set` (when there is one)."""
     validating = bool(validation_set)
     learns_entities = "entity_tags" in train_set[0]
     steps_per_epoch = schedule.steps_per_epoch(len(train_set), settings)
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     tensorboard = settings.report_to == "tensorboard"
     arguments = TrainingArguments(
         output_dir=output_dir,
@@ -151,8 +152,8 @@ def build_trainer(
         **{_WARMUP_KEY: settings.warmup_ratio},
         seed=settings.random_seed,
         use_cpu=device.type == "cpu",
-        bf16=bf16,
-        fp16=device.type == "cuda" and not bf16,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         logging_strategy="steps",
         logging_steps=max(1, steps_per_epoch // 10),
         eval_strategy="epoch" if validating else "no",

@@ -21,7 +21,7 @@ from bert_intent.layers import freeze_bottom, set_dropout
 from bert_intent.model import IntentModel
 from bert_intent.network import IntentNetwork
 from bert_intent.reports import ConfidenceReport, epoch_history, summary_line, training_summary, write_reports
-from bert_intent.settings import Settings, resolve_device
+from bert_intent.settings import Settings, resolve_device, resolve_precision
 from bert_intent.trainer import KeepBestEpoch, build_trainer
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def fine_tune(
         return IntentModel(labels, settings)
 
     device = resolve_device(settings.device)
+    precision = resolve_precision(settings.mixed_precision, device)
     transformers.set_seed(settings.random_seed)  # seeds the new weights too
     if start_from is not None:
         # A copy: the model continued from keeps its own network and calibration.
@@ -98,14 +99,16 @@ def fine_tune(
     _fit_closed_form_heads(network, tokenizer, train_set, settings.class_weights == "balanced")
     logger.info(
         "Training %s on %d examples of %d intents and %d entity types (%d held out to choose the epoch, the "
-        "heads' weights and the calibration) for up to %d epochs (%s) at learning rate %.1e (%s) on %s.",
+        "heads' weights and the calibration) for up to %d epochs (%s) at learning rate %.1e (%s) on %s (%s).",
         origin, len(train_set), len(labels), len(types), len(validation_set), epochs, epochs_reason,
-        learning_rate, rate_reason, device,
+        learning_rate, rate_reason, device, _PRECISION_NAMES[precision],
     )
     patience = settings.early_stopping_patience if len(validation_set) >= held_out.MIN_EARLY_STOPPING_EXAMPLES else 0
     best_epoch = KeepBestEpoch(patience)
     with tempfile.TemporaryDirectory(prefix="bert-intent-") as output_dir:
-        trainer = build_trainer(network, tokenizer, train_set, validation_set, settings, device, output_dir, best_epoch)
+        trainer = build_trainer(
+            network, tokenizer, train_set, validation_set, settings, device, precision, output_dir, best_epoch
+        )
         trainer.train()
         best_epoch.restore(trainer.model)
         history = epoch_history(trainer.state.log_history)
@@ -139,7 +142,7 @@ def fine_tune(
         gibberish_caught=report.gibberish_caught(),
         gibberish_checks=held_out.GIBBERISH_CHECKS, held_out_parts=fitted.parts,
         intent_weights=fitted.intents.to_dict(), tag_weights=fitted.tags.to_dict(),
-        joined_intents=len(joined), multi_intent=decision.to_dict(),
+        joined_intents=len(joined), multi_intent=decision.to_dict(), precision=precision,
     )
     if len(fitted.intent_ids):
         summary.update(expected_calibration_error=report.expected_calibration_error(), threshold_kept=report.kept())
@@ -157,6 +160,11 @@ def fine_tune(
         labels, settings, tokenizer, network, summary, calibration=fitted.calibration, entity_types=types,
         combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision,
     )
+
+
+_PRECISION_NAMES = {
+    "bf16": "bf16 mixed precision", "fp16": "fp16 mixed precision", "no": "float32",
+}
 
 
 def _fit_closed_form_heads(

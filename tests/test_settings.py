@@ -78,6 +78,16 @@ def test_unavailable_device_is_a_clear_error() -> None:
         settings.resolve_device("cuda")
 
 
+def test_mixed_precision_is_bf16_only_where_the_hardware_computes_it() -> None:
+    cpu = torch.device("cpu")
+    assert settings.resolve_precision("auto", cpu) == ("bf16" if settings.cpu_computes_bf16() else "no")
+    assert settings.resolve_precision("bf16", cpu) == "bf16"  # asked for: emulated where the CPU lacks it
+    assert settings.resolve_precision("no", torch.device("mps")) == "no"
+    assert settings.resolve_precision("auto", torch.device("mps")) == "no"
+    with pytest.raises(ConfigError, match="mixed_precision 'fp16' is not available for training on cpu"):
+        settings.resolve_precision("fp16", cpu)
+
+
 def test_settings_are_typed_frozen_and_have_every_key() -> None:
     resolved = settings.validate({"epochs": 3})
     assert [field.name for field in dataclasses.fields(resolved)] == list(settings.KEYS)
