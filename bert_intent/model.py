@@ -116,6 +116,7 @@ class IntentModel:
         return confidences, log_pairs
 
     def _scores(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray, List[List[Dict[str, Any]]]]:
+        """The single intents' confidences, the joined intents' log pair scores and the entities."""
         texts = [valid_unicode(text) for text in texts]
         confidences = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         log_pairs = np.full((len(texts), len(self.joined)), -np.inf)
@@ -157,10 +158,8 @@ class IntentModel:
         inputs = tokenize(self.tokenizer, texts, self.settings.max_length, return_tensors="np", padding=True)
         offsets = inputs.pop("offset_mapping")
         points = multi_intent.split_points(offsets[0]) if in_parts else []
-        if in_parts:
-            part_mask = multi_intent.part_mask(offsets[0], inputs["attention_mask"][0], points)[None]
-        else:
-            part_mask = inputs["attention_mask"][:, None, :]
+        mask = inputs["attention_mask"]
+        part_mask = multi_intent.part_mask(offsets[0], mask[0], points)[None] if in_parts else mask[:, None, :]
         if self.session is not None:
             feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs if name != onnx_network.PART_MASK}
             feeds[onnx_network.PART_MASK] = part_mask.astype(np.int64)
