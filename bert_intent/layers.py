@@ -28,6 +28,14 @@ def freeze_bottom(network: nn.Module, num_frozen: int) -> None:
             parameter.requires_grad = False
 
 
+def freeze_word_embeddings(network: nn.Module) -> int:
+    """Stop training the encoder's word embeddings (the largest matrix of a BERT: AdamW would update all
+    its rows every step, though a batch reads a few hundred); return how many weights that keeps fixed."""
+    weight = network.encoder.get_input_embeddings().weight
+    weight.requires_grad = False
+    return weight.numel()
+
+
 def parameter_groups(
     network: nn.Module, learning_rate: float, weight_decay: float, layer_decay: float
 ) -> List[Dict[str, Any]]:

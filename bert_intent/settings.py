@@ -104,6 +104,7 @@ KEYS: Dict[str, _Key] = {
     "weight_decay": _Key(0.01, "a number >= 0", _non_negative_float),
     "layerwise_lr_decay": _Key(1.0, "a number in (0, 1] (1 gives every layer the same rate)", _decay),
     "freeze_layers": _Key(0, "an integer >= 0 (embeddings + that many encoder layers)", _int_at_least(0)),
+    "freeze_embeddings": _Key(False, "true (the word embeddings keep their pretrained values) or false", _bool),
     "dropout": _Key(None, "null (the checkpoint's own) or a number in [0, 1)", _fraction),
     "label_smoothing": _Key(0.0, "a number in [0, 1)", _fraction),
     "class_weights": _Key("balanced", f"one of {', '.join(CLASS_WEIGHTS)}", _one_of(CLASS_WEIGHTS)),
@@ -153,6 +154,7 @@ class Settings:
     weight_decay: float
     layerwise_lr_decay: float
     freeze_layers: int
+    freeze_embeddings: bool
     dropout: Optional[float]
     label_smoothing: float
     class_weights: str

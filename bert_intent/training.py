@@ -17,7 +17,7 @@ from bert_intent import checkpoints, encoding, entities, held_out, multi_intent,
 from bert_intent.encoding import PadWithTags, valid_unicode
 from bert_intent.entities import EntityType
 from bert_intent.errors import BertIntentError, ConfigError
-from bert_intent.layers import freeze_bottom, set_dropout
+from bert_intent.layers import freeze_bottom, freeze_word_embeddings, set_dropout
 from bert_intent.model import IntentModel
 from bert_intent.network import IntentNetwork
 from bert_intent.reports import ConfidenceReport, epoch_history, summary_line, training_summary, write_reports
@@ -84,6 +84,9 @@ def fine_tune(
         freeze_bottom(network, settings.freeze_layers)
     except ValueError as error:
         raise ConfigError(f"BertIntentClassifier: {error}") from error
+    if settings.freeze_embeddings:
+        frozen = freeze_word_embeddings(network)
+        logger.info("The word embeddings keep their pretrained values (freeze_embeddings): %d weights fewer to train.", frozen)
     if settings.dropout is not None:
         set_dropout(network, settings.dropout)
     max_length = min(settings.max_length, network.config.max_position_embeddings)

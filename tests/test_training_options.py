@@ -46,6 +46,13 @@ def test_frozen_layers_keep_their_pretrained_weights(config: Dict[str, Any], tin
                            pretrained["encoder.layer.1.attention.self.query.weight"])
 
 
+def test_frozen_word_embeddings_keep_their_pretrained_values(config: Dict[str, Any], tiny_bert: Path) -> None:
+    pretrained = AutoModel.from_pretrained(tiny_bert).state_dict()
+    trained = train(config, epochs=2, freeze_embeddings=True).network.encoder.state_dict()
+    assert torch.equal(trained["embeddings.word_embeddings.weight"], pretrained["embeddings.word_embeddings.weight"])
+    assert not torch.equal(trained["embeddings.position_embeddings.weight"], pretrained["embeddings.position_embeddings.weight"])
+
+
 def test_freezing_more_layers_than_the_model_has_is_a_clear_error(config: Dict[str, Any]) -> None:
     with pytest.raises(Exception, match="freeze_layers is 5, but the model has only 2 encoder layers"):
         train(config, epochs=1, freeze_layers=5)
