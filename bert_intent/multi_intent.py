@@ -24,8 +24,9 @@ pasted logs), whose parts explain it no better than "none of them" does, stays u
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
 and pairs of held-out messages of each joined intent's two parts put together. The joined messages
-weigh the share of the bot's training examples that are joined: a bot whose users rarely say two things
-at once (few joined examples among many) needs more evidence before it answers two.
+weigh the prior share of two-intent messages (`prior_share`): with balanced class weights (the default)
+every declared intent, joined or not, is equally likely, as the single intents are to the classifier;
+without them, the share of the bot's training examples that are joined.
 """
 
 import random
@@ -190,11 +191,21 @@ def _probability_of_two(evidence: np.ndarray, alpha: float, beta: float) -> np.n
     return 1 / (1 + np.exp(-logits))
 
 
+def prior_share(joined_intents: int, single_intents: int, joined_examples: int, single_examples: int, balanced: bool) -> float:
+    """The prior share of two-intent messages: with `balanced` class weights, that of the joined intents
+    among all declared intents (each equally likely, as the classifier sees the single ones); otherwise
+    that of the joined examples among all training examples. Rasa bots give a multi-intent a few examples
+    only, so the examples' share would say two requests are rarer than the bot's own intents say."""
+    if balanced:
+        return joined_intents / max(1, joined_intents + single_intents)
+    return joined_examples / max(1, joined_examples + single_examples)
+
+
 def fit(single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], joined_share: float) -> Decision:
     """The decision of least log loss for messages with these confidences and part scores whose true
     intents are `targets` (columns of `shares`: single intents first, then joined), under the priors;
     the priors themselves without messages. The messages of joined intents weigh `joined_share` of
-    all, the share the bot's own training data gives them (how often its users say two things at once)."""
+    all (`prior_share`): the rarer two-intent messages are, the more evidence the decision asks."""
     if len(targets) == 0:
         return Decision()
     is_joined = np.asarray(targets) >= single.shape[1]

@@ -129,7 +129,11 @@ def fine_tune(
     )
     decision = multi_intent.fit_on_held_out(
         scoring.single_and_pair_scores, labels, joined, [(texts[index], intents[index]) for index in validation_indices],
-        joined_examples, len(joined_examples) / (len(joined_examples) + len(texts)), settings.random_seed,
+        joined_examples,
+        multi_intent.prior_share(
+            len(joined), len(labels), len(joined_examples), len(texts), settings.class_weights == "balanced"
+        ),
+        settings.random_seed,
     )
     # Every example counts for the closed-form heads and the centroids of the model that is kept.
     network.centroids.fit(torch.from_numpy(representations), label_ids)

@@ -109,6 +109,12 @@ def test_the_decision_is_fitted_weighing_joined_messages_as_the_data_does_and_th
     assert multi_intent.shares(single, log_joined, rare)[:, 3].max() < multi_intent.shares(single, log_joined, decision)[:, 3].max()
 
 
+def test_two_intent_messages_are_as_likely_as_the_declared_intents_say() -> None:
+    # 4 joined among 16 intents; 12 joined examples among 707.
+    assert multi_intent.prior_share(4, 16, 12, 695, balanced=True) == pytest.approx(0.2)
+    assert multi_intent.prior_share(4, 16, 12, 695, balanced=False) == pytest.approx(12 / 707)
+
+
 def test_held_out_pairs_are_put_together_in_either_order() -> None:
     texts, intents = ["放首歌", "来点音乐", "七点叫我", "定个闹钟", "天气"], ["music", "music", "alarm", "alarm", "weather"]
     made = multi_intent.joined_training_messages(texts, intents, [JoinedIntent("music+alarm", ("music", "alarm"))], seed=0)
