@@ -16,10 +16,11 @@ explanation, a single intent or "none of them" (c_none = 1 - sum c_k):
 
     P(two | x) = sigmoid(alpha * (log max_AB p_AB(x) - log max(c_1(x), ..., c_K(x), c_none(x))) + beta)
 
-The confidences are then (1 - P(two)) * c_k(x) for the single intents and P(two) times each joined
-intent's share of the pairs' scores, softmax(alpha * log p_AB(x)), for the joined ones: they still sum
-to at most 1, the single intents keep their order, and a message unlike the training data (gibberish,
-pasted logs), whose parts explain it no better than "none of them" does, stays unknown.
+P(two) divides what the whole message's confidences give the bot's intents, sum_k c_k(x): the single
+intents get (1 - P(two)) * c_k(x), the joined ones P(two) * sum_k c_k(x) times each joined intent's share
+of the pairs' scores, softmax(alpha * log p_AB(x)). "None of them" keeps 1 - sum_k c_k(x), as without
+multi-intents, the single intents keep their order, and a message unlike the training data (gibberish,
+pasted logs) stays unknown however its parts score.
 
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
@@ -174,7 +175,8 @@ def shares(single: np.ndarray, log_joined: np.ndarray, decision: Decision) -> np
     highest = np.max(sharpened, axis=1, keepdims=True, initial=-np.inf)
     which = np.exp(sharpened - np.where(np.isfinite(highest), highest, 0.0))
     which = which / np.maximum(which.sum(axis=1, keepdims=True), _LEAST_CONFIDENCE)
-    return np.concatenate([(1 - two)[:, None] * single, two[:, None] * which], axis=1)
+    in_scope = single.sum(axis=1, keepdims=True)
+    return np.concatenate([(1 - two)[:, None] * single, two[:, None] * in_scope * which], axis=1)
 
 
 def _evidence(single: np.ndarray, log_joined: np.ndarray) -> np.ndarray:

@@ -86,10 +86,9 @@ def test_shares_sum_to_at_most_one_and_keep_the_single_intents_order() -> None:
     assert list(np.argsort(confidences[0, :3])) == list(np.argsort(single[0]))
     np.testing.assert_allclose(confidences[1, :3], single[1])  # no split: the single intents as they were
     assert confidences[1, 3] == 0
-    # A message unlike the training data: its parts explain it better than any single intent, but no
-    # better than "none of them", so it stays unknown.
-    unknown = multi_intent.shares(np.array([[0.04, 0.03, 0.03]]), np.array([[np.log(0.2 * 0.2)]]), Decision(alpha=5.0, beta=1.0))
-    assert unknown.sum() < 0.15
+    # A message unlike the training data keeps its "none of them", however sure the decision is of two.
+    unknown = multi_intent.shares(np.array([[0.04, 0.03, 0.03]]), np.array([[np.log(0.9 * 0.9)]]), Decision(alpha=5.0, beta=3.0))
+    assert unknown.sum() == pytest.approx(0.1)
 
 
 def test_the_decision_is_fitted_weighing_joined_messages_as_the_data_does_and_the_priors_stand_without_messages() -> None:
