@@ -41,7 +41,8 @@ def test_a_message_is_split_between_tokens_leaving_two_on_each_side(tiny_bert: P
 
 def test_the_part_mask_reads_the_whole_message_then_each_side_of_each_point(tiny_bert: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    encoded = tokenizer(["放首歌再叫我"], return_offsets_mapping=True, return_tensors="np", padding="max_length", max_length=10)
+    # Padded as in a batch, to its longest message (8 characters: 10 tokens).
+    encoded = tokenizer(["放首歌再叫我", "放首歌再叫我起床"], return_offsets_mapping=True, return_tensors="np", padding=True)
     attention_mask, offsets = encoded["attention_mask"][0], encoded["offset_mapping"][0]
     mask = multi_intent.part_mask(offsets, attention_mask, [2, 4])
     np.testing.assert_array_equal(mask, [
