@@ -105,6 +105,9 @@ KEYS: Dict[str, _Key] = {
     "layerwise_lr_decay": _Key(1.0, "a number in (0, 1] (1 gives every layer the same rate)", _decay),
     "freeze_layers": _Key(0, "an integer >= 0 (embeddings + that many encoder layers)", _int_at_least(0)),
     "freeze_embeddings": _Key(False, "true (the word embeddings keep their pretrained values) or false", _bool),
+    "group_by_length": _Key(
+        True, "true (each training batch takes examples of similar length: less padding) or false", _bool
+    ),
     "dropout": _Key(None, "null (the checkpoint's own) or a number in [0, 1)", _fraction),
     "label_smoothing": _Key(0.0, "a number in [0, 1)", _fraction),
     "class_weights": _Key("balanced", f"one of {', '.join(CLASS_WEIGHTS)}", _one_of(CLASS_WEIGHTS)),
@@ -155,6 +158,7 @@ class Settings:
     layerwise_lr_decay: float
     freeze_layers: int
     freeze_embeddings: bool
+    group_by_length: bool
     dropout: Optional[float]
     label_smoothing: float
     class_weights: str

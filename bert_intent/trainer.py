@@ -21,9 +21,11 @@ from bert_intent.network import IntentNetwork, IntentOutput
 from bert_intent.reports import scores
 from bert_intent.settings import Settings
 
-# transformers 5 reads a float `warmup_steps` below 1 as a ratio and dropped `warmup_ratio`;
-# transformers 4 (what Python 3.8/3.9 get) only knows `warmup_ratio`.
-_WARMUP_KEY = "warmup_steps" if Version(transformers.__version__).major >= 5 else "warmup_ratio"
+# transformers 4 is what Python 3.8/3.9 get. transformers 5 reads a float `warmup_steps` below 1 as a
+# ratio and dropped `warmup_ratio`, and names the length-grouped sampler by `train_sampling_strategy`
+# where 4 has a `group_by_length` flag.
+_TRANSFORMERS_5 = Version(transformers.__version__).major >= 5
+_WARMUP_KEY = "warmup_steps" if _TRANSFORMERS_5 else "warmup_ratio"
 
 # On a macro-F1 tie, validation loss (mean cross-entropy, nats) must fall by at least this much to count
 # as an improvement: once every example is right it otherwise keeps creeping down by a hair each epoch,
@@ -150,6 +152,7 @@ def build_trainer(
         weight_decay=settings.weight_decay,
         lr_scheduler_type=settings.lr_scheduler_type,
         **{_WARMUP_KEY: settings.warmup_ratio},
+        **_sampling(settings.group_by_length),
         seed=settings.random_seed,
         use_cpu=device.type == "cpu",
         bf16=precision == "bf16",
@@ -183,6 +186,14 @@ def build_trainer(
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_LossInProgressBar)
     return trainer
+
+
+def _sampling(group_by_length: bool) -> Dict[str, Any]:
+    """The training sampler's argument: batches of similar lengths (transformers' LengthGroupedSampler:
+    random chunks of up to 50 batches, sorted by length within each) or plain random ones."""
+    if _TRANSFORMERS_5:
+        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
+    return {"group_by_length": group_by_length}
 
 
 def metrics(prediction: EvalPrediction, learns_intents: bool, learns_entities: bool) -> Dict[str, float]:

@@ -104,7 +104,8 @@ def fine_tune(
         "Training %s on %d examples of %d intents and %d entity types (%d held out to choose the epoch, the "
         "heads' weights and the calibration) for up to %d epochs (%s) at learning rate %.1e (%s) on %s (%s).",
         origin, len(train_set), len(labels), len(types), len(validation_set), epochs, epochs_reason,
-        learning_rate, rate_reason, device, _PRECISION_NAMES[precision],
+        learning_rate, rate_reason, device,
+        _PRECISION_NAMES[precision] + (", batches of similar lengths" if settings.group_by_length else ""),
     )
     patience = settings.early_stopping_patience if len(validation_set) >= held_out.MIN_EARLY_STOPPING_EXAMPLES else 0
     best_epoch = KeepBestEpoch(patience)

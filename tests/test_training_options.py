@@ -209,3 +209,20 @@ def test_report_dir_gets_the_report_the_confusion_matrix_and_the_curves(config: 
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert all({"train_loss", "validation_loss", "macro_f1"} <= set(row) for row in history)
     assert list((reports / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_batches_of_similar_lengths_need_less_padding(config: Dict[str, Any], tiny_bert: Path, tmp_path: Path) -> None:
+    from bert_intent.checkpoints import load_pretrained
+    from bert_intent.encoding import examples
+    from bert_intent.trainer import KeepBestEpoch, build_trainer
+
+    texts = ["订" * length for length in range(1, 61)] * 4
+    tokenizer, network = load_pretrained(str(tiny_bert), ["a", "b"], 0)
+    train_set = examples(tokenizer, texts, ["a", "b"] * 120, [0, 1] * 120, [[] for _ in texts], [], 64)
+
+    def padded_tokens(group_by_length: bool) -> int:
+        options = settings.validate({**config, "group_by_length": group_by_length, "batch_size": 4})
+        trainer = build_trainer(network, tokenizer, train_set, [], options, torch.device("cpu"), "no", str(tmp_path), KeepBestEpoch(0))
+        return sum(batch["input_ids"].numel() for batch in trainer.get_train_dataloader())
+
+    assert padded_tokens(True) < 0.8 * padded_tokens(False)
