@@ -129,7 +129,7 @@ def test_gradient_accumulation_takes_fewer_optimizer_steps(config: Dict[str, Any
 def test_bf16_mixed_precision_trains_on_the_cpu_and_is_recorded(config: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="bert_intent"):
         model = train(config, epochs=20, mixed_precision="bf16")
-    assert model.summary["precision"] == "bf16" and "on cpu (bf16 mixed precision)" in caplog.text
+    assert model.summary["precision"] == "bf16" and "on cpu (bf16 mixed precision, batches of similar lengths)" in caplog.text
     texts, intents = pairs(HELD_OUT)
     confidences = model.confidences(texts)
     assert np.isfinite(confidences).all()
