@@ -58,6 +58,10 @@ PHASES = tuple(dict.fromkeys(phase for _, _, phase in TIMED))
 COLUMNS = ("seconds",) + PHASES + ("rest", "optimizer steps")
 
 
+# The phases of the timed calls under way (a nested call counts for the outer one only).
+_active: List[str] = []
+
+
 def timed(function: Callable[..., Any], phase: str, spent: Dict[str, float], steps: List[int]) -> Callable[..., Any]:
     """`function`, adding the seconds of each outermost timed call to `spent[phase]` (and a Trainer's
     steps to `steps`)."""
@@ -78,9 +82,6 @@ def timed(function: Callable[..., Any], phase: str, spent: Dict[str, float], ste
         return result
 
     return wrapper
-
-
-_active: List[str] = []
 
 
 def worker(job: Dict[str, Any]) -> Dict[str, Any]:
