@@ -71,11 +71,13 @@ def outputs(
     network: IntentNetwork, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, batch_size: int
 ) -> Dict[str, Any]:
     """The network's outputs for `texts` (in evaluation mode), as numpy arrays: per message, one row;
-    per token (names with `tag`), one (tokens x tags) array per message without its padding."""
+    per token (names with `tag`), one (tokens x tags) array per message without its padding. Messages
+    run in batches of similar lengths, which wastes little compute on padding."""
     network.eval()
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
     collected: Dict[str, List[Any]] = {}
-    for start in range(0, len(texts), batch_size):
-        batch = texts[start : start + batch_size]
+    for start in range(0, len(order), batch_size):
+        batch = [texts[index] for index in order[start : start + batch_size]]
         inputs = tokenize(tokenizer, batch, max_length, return_tensors="pt", padding=True, offsets=False).to(network.device)
         lengths = inputs["attention_mask"].sum(dim=1).tolist()
         with torch.inference_mode():
@@ -86,7 +88,11 @@ def outputs(
                 collected.setdefault(name, []).extend(row[:length] for row, length in zip(value, lengths))
             else:
                 collected.setdefault(name, []).append(value)
-    return {name: values if "tag" in name else np.concatenate(values) for name, values in collected.items()}
+    position = np.argsort(order)  # where each text's row is among the sorted ones
+    return {
+        name: [values[index] for index in position] if "tag" in name else np.concatenate(values)[position]
+        for name, values in collected.items()
+    }
 
 
 def fit(

@@ -46,13 +46,13 @@ class Predictions:
 @dataclass
 class _Run:
     """One network run: per text, the intent confidences, tag probabilities and tokens' character
-    offsets; for a text read in parts, its split `points` and the parts' confidences (before each point,
-    then after each)."""
+    offsets; for texts read in parts, each one's split `points` and its parts' confidences (before each
+    point, then after each, then rows of parts that read nothing)."""
 
     confidences: np.ndarray
     tag_probabilities: np.ndarray
     offsets: np.ndarray
-    points: List[int]
+    points: List[List[int]]
     part_confidences: np.ndarray
 
 
@@ -124,9 +124,9 @@ class IntentModel:
         # Batches of similar length waste little compute on padding.
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         # The int8 network quantizes its activations with a scale taken from the whole batch, so a
-        # message's scores would depend on its batch-mates: ONNX Runtime gets one message per run, and so
-        # does a message read in parts.
-        batch_size = 1 if self.session is not None or self.joined else self.settings.batch_size
+        # message's scores would depend on its batch-mates: ONNX Runtime gets one message per run (and
+        # its parts, read alone, one run together).
+        batch_size = 1 if self.session is not None else self.settings.batch_size
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = [texts[index] for index in indices]
@@ -135,18 +135,20 @@ class IntentModel:
             for row, index in enumerate(indices):
                 if self.entity_types:
                     found[index] = entities.decode(batch[row], run.offsets[row], run.tag_probabilities[row], self.entity_types)
-                if self.joined and run.points:
-                    # The best split points by the parts pooled from the whole message's states, read again alone.
-                    points = multi_intent.best_points(run.part_confidences, run.points, self.joined, self.labels)
-                    log_pairs[index] = multi_intent.log_part_scores(
-                        self._single_confidences, [batch[row]], [points], self.joined, self.labels
-                    )[0]
+            if self.joined:
+                # The best split points by the parts pooled from the whole message's states, read again alone.
+                best = [
+                    multi_intent.best_points(run.part_confidences[row, : 2 * len(points)], points, self.joined, self.labels)
+                    if points else []
+                    for row, points in enumerate(run.points)
+                ]
+                log_pairs[indices] = multi_intent.log_part_scores(self._single_confidences, batch, best, self.joined, self.labels)
         if len(self.labels) == 1:
             confidences[:] = 1.0
         return confidences, log_pairs, found
 
     def _single_confidences(self, texts: List[str]) -> np.ndarray:
-        """The labels' confidences of `texts`, scored together (the parts of one message)."""
+        """The labels' confidences of `texts`, scored together (the parts of the messages of one run)."""
         return self._run(texts).confidences
 
     def confidences(self, texts: Sequence[str]) -> np.ndarray:
@@ -154,12 +156,12 @@ class IntentModel:
         return self.predict(texts).confidences
 
     def _run(self, texts: List[str], in_parts: bool = False) -> "_Run":
-        """The network's outputs for `texts`; `in_parts` (one text): also of the parts at its split points."""
+        """The network's outputs for `texts`; `in_parts`: also of the parts at each text's split points."""
         inputs = tokenize(self.tokenizer, texts, self.settings.max_length, return_tensors="np", padding=True)
         offsets = inputs.pop("offset_mapping")
-        points = multi_intent.split_points(offsets[0]) if in_parts else []
+        points = [multi_intent.split_points(row) if in_parts else [] for row in offsets]
         mask = inputs["attention_mask"]
-        part_mask = multi_intent.part_mask(offsets[0], mask[0], points)[None] if in_parts else mask[:, None, :]
+        part_mask = multi_intent.part_masks(offsets, mask, points) if in_parts else mask[:, None, :]
         if self.session is not None:
             feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs if name != onnx_network.PART_MASK}
             feeds[onnx_network.PART_MASK] = part_mask.astype(np.int64)
@@ -170,7 +172,7 @@ class IntentModel:
                 outputs = self.network(**tensors, part_mask=torch.from_numpy(part_mask).to(self.network.device))
             confidences = outputs.confidences.float().cpu().numpy()
             tag_probabilities = outputs.tag_probabilities.float().cpu().numpy()
-        return _Run(confidences[:, 0], tag_probabilities, offsets, points, confidences[0, 1:])
+        return _Run(confidences[:, 0], tag_probabilities, offsets, points, confidences[:, 1:])
 
     def save(self, directory: Path) -> None:
         """Write the network as `model.onnx` (int8 weights unless `quantize` is off) with its config,

@@ -129,6 +129,16 @@ def part_mask(offsets: Sequence[Sequence[int]], attention_mask: np.ndarray, poin
     return np.concatenate([attention_mask[None], before * attention_mask, after * attention_mask]).astype(attention_mask.dtype)
 
 
+def part_masks(offsets: np.ndarray, attention_mask: np.ndarray, points: Sequence[Sequence[int]]) -> np.ndarray:
+    """(texts, 1 + 2 x most points, tokens): each padded text's `part_mask`, with rows of zeros (parts
+    that read nothing) after those of a text with fewer points."""
+    masks = [part_mask(row_offsets, row_mask, row_points) for row_offsets, row_mask, row_points in zip(offsets, attention_mask, points)]
+    padded = np.zeros((len(masks), max(len(mask) for mask in masks), attention_mask.shape[1]), dtype=attention_mask.dtype)
+    for row, mask in enumerate(masks):
+        padded[row, : len(mask)] = mask
+    return padded
+
+
 def _log_pairs_per_point(part_confidences: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """(points, joined): log c_A(before) + log c_B(after) at each point, the better of both orders, from
     the parts' confidences (before each point, then after each)."""
@@ -157,13 +167,19 @@ def log_part_scores(
 ) -> np.ndarray:
     """(texts x joined intents): log of the best c_A(before) * c_B(after) over each text's split
     `points` and both orders; -inf for a text without points. `confidences_of` gives the single intents'
-    confidences (one row per text, columns in `labels` order) and is called once per text, on all its parts."""
+    confidences (one row per text, columns in `labels` order) and is called once, on all the texts' parts."""
     pairs = _pairs(joined, labels)
     scores = np.full((len(texts), len(joined)), -np.inf)
-    for row, (text, cuts) in enumerate(zip(texts, points)):
-        if cuts and len(joined):
-            parts = confidences_of([text[:cut] for cut in cuts] + [text[cut:] for cut in cuts])
-            scores[row] = _log_pairs_per_point(parts, pairs).max(axis=0)
+    split = [row for row, cuts in enumerate(points) if cuts] if len(joined) else []
+    if not split:
+        return scores
+    parts = [
+        [texts[row][:cut] for cut in points[row]] + [texts[row][cut:] for cut in points[row]] for row in split
+    ]
+    read = confidences_of([part for message in parts for part in message])
+    ends = np.cumsum([len(message) for message in parts])[:-1]
+    for row, confidences in zip(split, np.split(read, ends)):
+        scores[row] = _log_pairs_per_point(confidences, pairs).max(axis=0)
     return scores
 
 

@@ -162,3 +162,12 @@ def test_the_onnx_model_keeps_the_joined_intents(trained: IntentModel, tmp_path:
     assert (loaded.intent_names, loaded.decision) == (trained.intent_names, trained.decision)
     texts = [text for examples in JOINED_HELD_OUT.values() for text in examples]
     np.testing.assert_array_equal(loaded.confidences(texts).argmax(axis=1), trained.confidences(texts).argmax(axis=1))
+
+
+@pytest.mark.training
+def test_messages_scored_in_one_batch_score_as_they_do_alone(trained: IntentModel) -> None:
+    texts = [text for examples in (*JOINED_HELD_OUT.values(), *HELD_OUT.values()) for text in examples]
+    together, pairs_together = trained.single_and_pair_scores(texts)
+    alone = [trained.single_and_pair_scores([text]) for text in texts]
+    np.testing.assert_allclose(together, np.concatenate([single for single, _ in alone]), atol=1e-5)
+    np.testing.assert_allclose(pairs_together, np.concatenate([pair for _, pair in alone]), atol=1e-4)
