@@ -37,6 +37,13 @@ def tokenize(
     )
 
 
+def batches_by_length(texts: Sequence[str], batch_size: int) -> List[List[int]]:
+    """The indices of `texts` in batches of `batch_size`, shortest texts first: batches of similar
+    lengths waste little compute on padding."""
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def valid_unicode(text: str) -> str:
     """`text` with lone surrogates (which Python strings allow and tokenizers reject) replaced by U+FFFD."""
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

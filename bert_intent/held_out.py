@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from bert_intent import combination, confidence, entities
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration, ScoreParts
-from bert_intent.encoding import tokenize
+from bert_intent.encoding import batches_by_length, tokenize
 from bert_intent.network import IntentNetwork
 from bert_intent.settings import Settings
 
@@ -74,10 +74,10 @@ def outputs(
     per token (names with `tag`), one (tokens x tags) array per message without its padding. Messages
     run in batches of similar lengths, which wastes little compute on padding."""
     network.eval()
-    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    batches = batches_by_length(texts, batch_size)
     collected: Dict[str, List[Any]] = {}
-    for start in range(0, len(order), batch_size):
-        batch = [texts[index] for index in order[start : start + batch_size]]
+    for indices in batches:
+        batch = [texts[index] for index in indices]
         inputs = tokenize(tokenizer, batch, max_length, return_tensors="pt", padding=True, offsets=False).to(network.device)
         lengths = inputs["attention_mask"].sum(dim=1).tolist()
         with torch.inference_mode():
@@ -88,7 +88,7 @@ def outputs(
                 collected.setdefault(name, []).extend(row[:length] for row, length in zip(value, lengths))
             else:
                 collected.setdefault(name, []).append(value)
-    position = np.argsort(order)  # where each text's row is among the sorted ones
+    position = np.argsort([index for indices in batches for index in indices])  # each text's row among those run
     return {
         name: [values[index] for index in position] if "tag" in name else np.concatenate(values)[position]
         for name, values in collected.items()

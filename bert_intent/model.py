@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
-from bert_intent.encoding import tokenize, valid_unicode
+from bert_intent.encoding import batches_by_length, tokenize, valid_unicode
 from bert_intent.entities import EntityType
 from bert_intent.errors import ModelLoadError
 from bert_intent.multi_intent import Decision, JoinedIntent
@@ -121,14 +121,11 @@ class IntentModel:
         confidences = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         log_pairs = np.full((len(texts), len(self.joined)), -np.inf)
         found: List[List[Dict[str, Any]]] = [[] for _ in texts]
-        # Batches of similar length waste little compute on padding.
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         # The int8 network quantizes its activations with a scale taken from the whole batch, so a
         # message's scores would depend on its batch-mates: ONNX Runtime gets one message per run (and
         # its parts, read alone, one run together).
         batch_size = 1 if self.session is not None else self.settings.batch_size
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
+        for indices in batches_by_length(texts, batch_size):
             batch = [texts[index] for index in indices]
             run = self._run(batch, in_parts=bool(self.joined))
             confidences[indices] = run.confidences

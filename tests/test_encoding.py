@@ -32,3 +32,9 @@ def test_the_tokenizer_call_truncates_and_gives_character_offsets() -> None:
 def test_entities_are_not_learned_when_switched_off() -> None:
     annotations = [[{"start": 0, "end": 2, "value": "上海", "entity": "city"}]]
     assert encoding.entity_types_to_learn(annotations, entity_recognition=False, intent_classification=True) == []
+
+
+def test_batches_by_length_hold_every_text_once_shortest_first() -> None:
+    texts = ["四个字啊", "一", "三个字", "两字", "五个字的话"]
+    assert encoding.batches_by_length(texts, 2) == [[1, 3], [2, 0], [4]]
+    assert encoding.batches_by_length([], 2) == []
