@@ -32,9 +32,17 @@ if [ ! -x .venv/bin/python ]; then
         echo "Install one (e.g. 'pyenv install 3.10') and run this again." >&2
         exit 1
     }
+    # Rasa (TensorFlow) and PyTorch from PyPI take about 8 GB once installed.
+    free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1024 / 1024)}')
+    if [ "$free_gb" -lt 9 ]; then
+        echo "error: installing needs about 9 GB free on the disk holding $(pwd); $free_gb GB are free." >&2
+        echo "Free some space (e.g. old virtual environments or clones), then run this again." >&2
+        exit 1
+    fi
     echo "Creating .venv with $python"
     "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --upgrade --quiet pip
-.venv/bin/python -m pip install -e '.[dev]'
+# pip's cache is left off: it would hold the downloads (about 5 GB) a second time.
+.venv/bin/python -m pip install --no-cache-dir --upgrade --quiet pip
+.venv/bin/python -m pip install --no-cache-dir -e '.[dev]'
 echo "Done: .venv is ready. Run the tests with: make test"
