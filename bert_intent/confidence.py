@@ -133,13 +133,20 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
     values = minimise(loss, start).clamp(-_LARGEST_LOG, _LARGEST_LOG).tolist()
     familiarity_weight, similarity_weight, slope = np.exp(values[:3]).tolist()
     fitted = Calibration(familiarity_weight, similarity_weight, slope, values[3], fitted_on=len(intent_ids))
-    top = apply(fitted, parts).max(axis=1)
-    threshold = float(np.quantile(top, 1 - keep, method="lower"))
-    if len(gibberish_parts.closed):
-        catches_gibberish = float(np.quantile(apply(fitted, gibberish_parts).max(axis=1), GIBBERISH_CAUGHT))
-        highest = float(np.quantile(top, 1 - max(keep - _RAISE_AT_MOST, 0.0), method="lower"))
+    gibberish_top = apply(fitted, gibberish_parts).max(axis=1, initial=0.0)
+    return replace(fitted, threshold=recommended_threshold(apply(fitted, parts).max(axis=1), gibberish_top, keep))
+
+
+def recommended_threshold(held_out_top: np.ndarray, gibberish_top: np.ndarray, keep: float) -> float:
+    """The threshold that keeps a share `keep` of the held-out messages (by their top confidences),
+    raised until it catches `GIBBERISH_CAUGHT` of the gibberish as long as it keeps `keep -
+    _RAISE_AT_MOST` of the held-out messages."""
+    threshold = float(np.quantile(held_out_top, 1 - keep, method="lower"))
+    if len(gibberish_top):
+        catches_gibberish = float(np.quantile(gibberish_top, GIBBERISH_CAUGHT))
+        highest = float(np.quantile(held_out_top, 1 - max(keep - _RAISE_AT_MOST, 0.0), method="lower"))
         threshold = max(threshold, min(catches_gibberish, highest))
-    return replace(fitted, threshold=threshold)
+    return threshold
 
 
 def apply(calibration: Calibration, parts: ScoreParts) -> np.ndarray:

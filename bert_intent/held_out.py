@@ -5,12 +5,13 @@ outputs, so every choice that depends on the data or the encoder is this bot's o
 Every intent with at least `MIN_EXAMPLES_TO_HOLD_OUT` examples gives `validation_split` of them, at least
 one; the encoder and the closed-form heads train on the rest. The held-out examples choose the best
 epoch (on the encoder head's own score), the heads' weights (`combination.fit`) and the calibration
-(`confidence.fit`). Afterwards the closed-form heads and the centroids are fitted again on every example.
+(`confidence.fit`). Afterwards the closed-form heads and the centroids are fitted again on every example,
+and the recommended threshold is checked against generated gibberish as that served model scores it.
 """
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Sequence, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -55,8 +56,8 @@ def split(label_ids: Sequence[int], fraction: float, seed: int) -> Tuple[List[in
 class Fitted:
     """What the held-out examples chose, and how each part of the network did on them: `parts` has the
     intent accuracy of the encoder head, the n-gram head and the served confidences (and, with entities,
-    the span F1 of each tag head and of both combined); `confidences` of the held-out examples and of
-    generated gibberish under the calibration."""
+    the span F1 of each tag head and of both combined); `confidences` of the held-out examples under the
+    calibration."""
 
     intents: Combination = combination.INTENT_PRIOR
     tags: Combination = combination.TAG_PRIOR
@@ -64,7 +65,6 @@ class Fitted:
     parts: Dict[str, float] = field(default_factory=dict)
     intent_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     confidences: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    gibberish_confidences: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 def outputs(
@@ -106,7 +106,7 @@ def fit(
     """Fit the heads' weights and the calibration on the held-out `texts` (their intents, and their
     token tags or none), with the network as trained on the other examples."""
     run = lambda batch: outputs(network, tokenizer, batch, settings.max_length, settings.batch_size)  # noqa: E731
-    gibberish = run(confidence.gibberish(GIBBERISH_CHECKS, settings.random_seed))
+    gibberish = run(gibberish_checks(settings))
     intent_ids = np.asarray(intent_ids, dtype=int)
     fitted = Fitted(intent_ids=intent_ids)
     if len(intent_ids):
@@ -124,8 +124,28 @@ def fit(
             ngrams=combination.accuracy(held_out["ngram_log_probs"], intent_ids),
             served=combination.accuracy(fitted.confidences, intent_ids),
         )
-    fitted.gibberish_confidences = confidence.apply(fitted.calibration, _score_parts(gibberish, fitted.intents))
     return fitted
+
+
+def gibberish_checks(settings: Settings) -> List[str]:
+    """The generated gibberish the calibration is fitted beside and the threshold checked against."""
+    return confidence.gibberish(GIBBERISH_CHECKS, settings.random_seed)
+
+
+def checked_against_served(
+    fitted: Fitted, confidences_of: Callable[[List[str]], np.ndarray], settings: Settings
+) -> Tuple[Calibration, np.ndarray]:
+    """The calibration with its threshold checked against the generated gibberish as the served model
+    scores it (`confidences_of`: closed-form heads and centroids refitted on every example, joined
+    intents weighed), which the model fitted on the held-out examples only approximates; and those
+    gibberish confidences. Without held-out examples, the prior threshold."""
+    gibberish_confidences = confidences_of(gibberish_checks(settings))
+    if not len(fitted.intent_ids):
+        return fitted.calibration, gibberish_confidences
+    threshold = confidence.recommended_threshold(
+        fitted.confidences.max(axis=1), gibberish_confidences.max(axis=1), settings.threshold_keeps
+    )
+    return replace(fitted.calibration, threshold=threshold), gibberish_confidences
 
 
 def _score_parts(outputs_: Dict[str, Any], intents: Combination) -> ScoreParts:

@@ -1,11 +1,16 @@
 """Open-set confidences, their fit on held-out messages, expected calibration error and gibberish (no network)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from bert_intent import confidence
+from bert_intent import held_out as held_out_module
 from bert_intent.confidence import Calibration, ScoreParts
+from bert_intent.held_out import Fitted
+from bert_intent.settings import validate
 
 
 def parts(closed: np.ndarray, familiarity: float = 1.0, similarity: float = 1.0) -> ScoreParts:
@@ -49,6 +54,25 @@ def test_the_threshold_is_raised_to_catch_gibberish_within_limits() -> None:
     fitted = confidence.fit(held_out, truth, unfamiliar, keep=0.95)
     assert np.mean(confidence.apply(fitted, unfamiliar).max(axis=1) < fitted.threshold) >= 0.99
     assert np.mean(confidence.apply(fitted, held_out).max(axis=1) >= fitted.threshold) >= 0.90
+
+
+def test_the_threshold_is_checked_against_gibberish_as_the_served_model_scores_it() -> None:
+    held_out, truth, _ = synthetic(400, seed=3)
+    calibration = confidence.fit(held_out, truth, parts(np.log(np.full((0, 4), 0.25))), keep=0.95)
+    fitted = Fitted(calibration=calibration, intent_ids=truth, confidences=confidence.apply(calibration, held_out))
+    settings = validate({"threshold_keeps": 0.95})
+    scored = []
+
+    def served(texts: list) -> np.ndarray:  # the served model is surer of gibberish than the held-out fit was
+        scored.extend(texts)
+        return np.tile([calibration.threshold + 0.02, 0.0, 0.0, 0.0], (len(texts), 1))
+
+    checked, gibberish_confidences = held_out_module.checked_against_served(fitted, served, settings)
+    assert scored == held_out_module.gibberish_checks(settings) and len(gibberish_confidences) == len(scored)
+    assert calibration.threshold < checked.threshold <= np.quantile(fitted.confidences.max(axis=1), 0.10)
+    assert replace(checked, threshold=calibration.threshold) == calibration
+    without = Fitted()
+    assert held_out_module.checked_against_served(without, served, settings)[0] == without.calibration
 
 
 def test_without_held_out_messages_the_priors_are_kept() -> None:
