@@ -140,18 +140,19 @@ def fine_tune(
     network.centroids.fit(torch.from_numpy(representations), label_ids)
     _fit_closed_form_heads(network, tokenizer, examples, settings.class_weights == "balanced")
     network = network.to(device)
-    served = IntentModel(
+    model = IntentModel(
         labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
         combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision,
     )
-    calibration, gibberish_confidences = held_out.checked_against_served(fitted, served.confidences, settings)
-    report = ConfidenceReport(fitted.intent_ids, fitted.confidences, gibberish_confidences, calibration.threshold)
+    # The threshold is not part of what the network applies: setting it leaves the model's scores as they are.
+    model.calibration, gibberish_confidences = held_out.checked_against_served(fitted, model.confidences, settings)
+    report = ConfidenceReport(fitted.intent_ids, fitted.confidences, gibberish_confidences, model.calibration.threshold)
     summary = training_summary(
         history, best_epoch.best_epoch, settings, trainer.state.global_step, len(train_set), len(validation_set)
     )
     summary.update(
         epochs_reason=epochs_reason, learning_rate=learning_rate, learning_rate_reason=rate_reason,
-        recommended_threshold=calibration.threshold, threshold_keeps=settings.threshold_keeps,
+        recommended_threshold=model.calibration.threshold, threshold_keeps=settings.threshold_keeps,
         gibberish_caught=report.gibberish_caught(),
         gibberish_checks=held_out.GIBBERISH_CHECKS, held_out_parts=fitted.parts,
         intent_weights=fitted.intents.to_dict(), tag_weights=fitted.tags.to_dict(),
@@ -169,10 +170,8 @@ def fine_tune(
         logger.info("Training reports written to %s.", settings.report_dir)
     elif settings.report_dir is not None:
         logger.info("No training reports: they describe the held-out examples, and this training had none.")
-    return IntentModel(
-        labels, settings, tokenizer, network, summary, calibration=calibration, entity_types=types,
-        combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision,
-    )
+    model.summary = summary
+    return model
 
 
 _PRECISION_NAMES = {
