@@ -63,14 +63,19 @@ def train_example_bot(scratch: Path) -> Path:
 
 
 def run(model: Path, workdir: Path, clients: int, total: int, time_limit: float) -> Dict[str, Any]:
-    """Serve `model`, warm it up, load it, and return latency, error and memory figures."""
+    """Serve `model` and `measure` the server."""
     with serve(model, workdir) as (url, pid):
-        drive(url, clients=1, total=50, time_limit=60)  # warm-up
-        rss_before = rss_mb(pid)
-        started = time.monotonic()
-        latencies, errors = drive(url, clients, total, time_limit)
-        elapsed = time.monotonic() - started
-        rss_after = rss_mb(pid)
+        return measure(url, pid, clients, total, time_limit)
+
+
+def measure(url: str, pid: int, clients: int, total: int, time_limit: float) -> Dict[str, Any]:
+    """Warm up the server at `url` (process `pid`), load it, and return latency, error and memory figures."""
+    drive(url, clients=1, total=50, time_limit=60)  # warm-up
+    rss_before = rss_mb(pid)
+    started = time.monotonic()
+    latencies, errors = drive(url, clients, total, time_limit)
+    elapsed = time.monotonic() - started
+    rss_after = rss_mb(pid)
     latencies.sort()
     p50 = statistics.median(latencies)
     p99 = latencies[int(0.99 * (len(latencies) - 1))]

@@ -144,7 +144,7 @@ class Centroids(nn.Module):
 
     def fit(self, representations: torch.Tensor, label_ids: Sequence[int]) -> None:
         """Each intent's centroid: the normalised mean of its training examples' representations."""
-        labels = torch.as_tensor(label_ids, dtype=torch.long)
+        labels = torch.as_tensor(label_ids, dtype=torch.long, device=self.centroids.device)
         sums = torch.zeros_like(self.centroids).index_add_(0, labels, representations.to(self.centroids))
         with torch.no_grad():
             self.centroids.copy_(functional.normalize(sums, dim=-1))

@@ -8,10 +8,8 @@ import asyncio
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import List, NamedTuple, Tuple
+from typing import Iterator, List, NamedTuple, Tuple
 
 import pexpect
 import pytest
@@ -19,6 +17,7 @@ import requests
 import yaml
 from rasa.core.agent import Agent
 
+from benchmarks import load_test
 from tests.helpers import free_port, rasa, rasa_command, rasa_env, serve
 
 pytestmark = pytest.mark.slow
@@ -75,12 +74,9 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Bot:
     return Bot(path, output)
 
 
-def test_rasa_train_builds_a_model_and_retraining_unchanged_data_uses_the_cache(bot: Bot) -> None:
+def test_rasa_train_builds_a_model(bot: Bot) -> None:
     assert f"Starting to train component '{CLASSIFIER}'" in bot.train_output
     assert (bot.path / "models" / "bot.tar.gz").is_file()
-    again = rasa(bot.path, "train", "--config", OFFLINE_CONFIG, "--out", "models", "--fixed-model-name", "again")
-    assert f"Restored component '{CLASSIFIER}' from cache" in again
-    assert f"Starting to train component '{CLASSIFIER}'" not in again
 
 
 def test_rasa_shell_answers_chinese_rephrases_gibberish_leaves_forms_and_answers_two_requests(bot: Bot) -> None:
@@ -118,9 +114,16 @@ def test_rasa_shell_answers_chinese_rephrases_gibberish_leaves_forms_and_answers
         shell.close(force=True)
 
 
-def test_rasa_run_serves_model_parse_over_http(bot: Bot) -> None:
-    with serve(bot.path / "models" / "bot.tar.gz", bot.path) as (url, _):
-        parsed = requests.post(f"{url}/model/parse", json={"text": "明天上海会下雨吗"}, timeout=30).json()
+@pytest.fixture(scope="module")
+def server(bot: Bot) -> Iterator[Tuple[str, int]]:
+    """`rasa run --enable-api` with the bot's model, started once for the tests that talk to it: (url, pid)."""
+    with serve(bot.path / "models" / "bot.tar.gz", bot.path) as url_and_pid:
+        yield url_and_pid
+
+
+def test_rasa_run_serves_model_parse_over_http(server: Tuple[str, int]) -> None:
+    url, _ = server
+    parsed = requests.post(f"{url}/model/parse", json={"text": "明天上海会下雨吗"}, timeout=30).json()
     assert parsed["intent"]["name"] == "ask_weather"
     assert 0.5 < parsed["intent"]["confidence"] <= 1
     ranking = parsed["intent_ranking"]
@@ -128,31 +131,30 @@ def test_rasa_run_serves_model_parse_over_http(bot: Bot) -> None:
     assert [entry["confidence"] for entry in ranking] == sorted((entry["confidence"] for entry in ranking), reverse=True)
 
 
-def test_concurrent_clients_get_answers_without_errors_or_memory_growth(bot: Bot, tmp_path: Path) -> None:
+def test_concurrent_clients_get_answers_without_errors_or_memory_growth(server: Tuple[str, int]) -> None:
     """A short run of benchmarks/load_test.py: 4 clients, 300 requests, odd messages among them."""
-    report = tmp_path / "load.json"
-    subprocess.run(
-        [sys.executable, str(REPOSITORY / "benchmarks" / "load_test.py"), "--model", str(bot.path / "models" / "bot.tar.gz"),
-         "--clients", "4", "--requests", "300", "--time-limit", "240", "--json", str(report)],
-        check=True, timeout=600,
-    )
-    result = json.loads(report.read_text(encoding="utf-8"))
+    result = load_test.measure(*server, clients=4, total=300, time_limit=240)
     assert (result["requests_sent"], result["errors"]) == (300, 0), result["error_examples"]
     assert result["rss_growth_mb"] < 50
 
 
-def test_rasa_test_nlu_reports_on_the_held_out_file(bot: Bot) -> None:
-    rasa(bot.path, "test", "nlu", "--model", "models/bot.tar.gz", "--nlu", "tests/nlu_test.yml", "--out", "results/nlu")
-    report = json.loads((bot.path / "results" / "nlu" / "intent_report.json").read_text(encoding="utf-8"))
-    assert {intent for _, intent in held_out()} <= set(report)
-    assert report["accuracy"] > 0.6  # chance is 1/14
-    assert (bot.path / "results" / "nlu" / "intent_confusion_matrix.png").is_file()
-
-
-def test_rasa_test_runs_the_test_stories(bot: Bot) -> None:
+@pytest.fixture(scope="module")
+def tested(bot: Bot) -> Path:
+    """The results of one `rasa test` of the bot: its test stories and its held-out NLU file."""
     rasa(bot.path, "test", "--model", "models/bot.tar.gz", "--stories", "tests/test_stories.yml",
          "--nlu", "tests/nlu_test.yml", "--out", "results/all")
-    report = json.loads((bot.path / "results" / "all" / "story_report.json").read_text(encoding="utf-8"))
+    return bot.path / "results" / "all"
+
+
+def test_rasa_test_reports_on_the_held_out_nlu_file(tested: Path) -> None:
+    report = json.loads((tested / "intent_report.json").read_text(encoding="utf-8"))
+    assert {intent for _, intent in held_out()} <= set(report)
+    assert report["accuracy"] > 0.6  # chance is 1/14
+    assert (tested / "intent_confusion_matrix.png").is_file()
+
+
+def test_rasa_test_runs_the_test_stories(tested: Path) -> None:
+    report = json.loads((tested / "story_report.json").read_text(encoding="utf-8"))
     assert report["conversation_accuracy"]["total"] == 10
     assert report["conversation_accuracy"]["accuracy"] == 1.0
 
@@ -186,14 +188,17 @@ def test_rasa_train_finetune_with_changed_intents_says_why_it_cannot(bot: Bot, t
     assert "Traceback" not in output
 
 
-def test_make_demo_says_the_hub_is_unreachable_and_talks_with_a_model_trained_from_scratch(bot: Bot) -> None:
-    """What `make demo` runs, on this copy of the bot, with the Hub unreachable (HF_HUB_OFFLINE=1)."""
+def test_make_demo_says_the_hub_is_unreachable_retrains_from_the_cache_and_talks(bot: Bot) -> None:
+    """What `make demo` runs, on this copy of the bot, with the Hub unreachable (HF_HUB_OFFLINE=1): the bot
+    was trained with the same data and configuration, so the classifier comes from Rasa's cache."""
     demo = pexpect.spawn(
         "bash", [str(REPOSITORY / "scripts" / "demo.sh"), str(bot.path)],
         env={**rasa_env(bot.path), "HF_HUB_OFFLINE": "1"}, encoding="utf-8", timeout=300, dimensions=(50, 200),
     )
     try:
         demo.expect("NO PRETRAINED CHECKPOINT: 'bert-base-chinese' is not in the Hugging Face cache")
+        demo.expect(re.escape(f"Restored component '{CLASSIFIER}' from cache"))
+        assert f"Starting to train component '{CLASSIFIER}'" not in demo.before
         demo.expect("Your Rasa model is trained")
         demo.expect("Your input ->")
         demo.send("帮我订一张明天去上海的机票\r")

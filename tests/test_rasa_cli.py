@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+import yaml
 from rasa.core.agent import Agent
 
 
@@ -171,15 +173,15 @@ def test_awkward_data_trains_and_the_warnings_name_the_intents(tmp_path: Path, t
     assert (tmp_path / "models" / "nlu.tar.gz").is_file()
 
 
-def test_a_failed_rasa_train_leaves_the_previous_model_as_it_was(tmp_path: Path, tiny_settings: Dict[str, Any]) -> None:
-    component = {"name": "bert_intent.BertIntentClassifier", **tiny_settings, "epochs": 2}
-    train_project(tmp_path, [component])
-    archive = tmp_path / "models" / "nlu.tar.gz"
+def test_a_failed_rasa_train_leaves_the_previous_model_as_it_was(project: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(project, tmp_path / "project", ignore=shutil.ignore_patterns("results")))
+    archive = copy / "models" / "nlu.tar.gz"
     before = archive.read_bytes()
-    write_config_yaml(tmp_path / "config.yml", [{**component, "model_name": "./no-such-checkpoint"}])
-    output = rasa(tmp_path, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", "models",
+    config = yaml.safe_load((copy / "config.yml").read_text(encoding="utf-8"))
+    write_config_yaml(copy / "config.yml", [{**config["pipeline"][0], "model_name": "./no-such-checkpoint"}])
+    output = rasa(copy, "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml", "--out", "models",
                   "--fixed-model-name", "nlu", expect_success=False)
     assert "model_name './no-such-checkpoint' is neither an existing checkpoint directory" in output
     assert "Traceback" not in output
     assert archive.read_bytes() == before
-    assert [path.name for path in (tmp_path / "models").iterdir()] == ["nlu.tar.gz"]
+    assert [path.name for path in (copy / "models").iterdir()] == ["nlu.tar.gz"]
