@@ -155,7 +155,7 @@ def test_rasa_test_reports_on_the_held_out_nlu_file(tested: Path) -> None:
 
 def test_rasa_test_runs_the_test_stories(tested: Path) -> None:
     report = json.loads((tested / "story_report.json").read_text(encoding="utf-8"))
-    assert report["conversation_accuracy"]["total"] == 10
+    assert report["conversation_accuracy"]["total"] == 11
     assert report["conversation_accuracy"]["accuracy"] == 1.0
 
 
