@@ -140,6 +140,7 @@ def test_rasa_test_nlu_reports_our_intents_and_entities_without_a_tokenizer(enti
     results = entity_project / "results"
     intents = json.loads((results / "intent_report.json").read_text(encoding="utf-8"))
     assert set(ENTITY_HELD_OUT) <= set(intents)
+    assert intents["accuracy"] >= 0.8
     assert (results / "intent_confusion_matrix.png").is_file()
     report = json.loads((results / "BertIntentClassifier_report.json").read_text(encoding="utf-8"))
     assert {"city", "time"} <= set(report)
