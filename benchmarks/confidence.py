@@ -82,8 +82,18 @@ def _recommended_threshold(archive: Path) -> Optional[float]:
     return None
 
 
+def separation(in_scope: np.ndarray, other: np.ndarray) -> Dict[str, float]:
+    """AUROC of in-scope scores against the other messages' and the share of those at or above the
+    score that keeps 95 % of in-scope messages (FPR95), with that score (`keeps_95`)."""
+    from sklearn.metrics import roc_auc_score
+
+    keeps_95 = float(np.quantile(in_scope, 0.05, method="lower"))
+    return {"auroc": float(roc_auc_score(np.r_[np.ones(len(in_scope)), np.zeros(len(other))], np.r_[in_scope, other])),
+            "fpr95": float(np.mean(other >= keeps_95)), "keeps_95": keeps_95}
+
+
 def metrics(parsed: Dict[str, object], in_scope_intents: List[str], known: List[str]) -> Dict[str, float]:
-    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.metrics import f1_score
 
     from bert_intent.confidence import expected_calibration_error
 
@@ -92,8 +102,8 @@ def metrics(parsed: Dict[str, object], in_scope_intents: List[str], known: List[
 
     inside, outside, gibberish = confidences("in_scope"), confidences("out_of_scope"), confidences("gibberish")
     correct = np.array([name == intent for (name, _), intent in zip(parsed["in_scope"], in_scope_intents)])
-    keeps_95 = float(np.quantile(inside, 0.05, method="lower"))
-    threshold = parsed["recommended_threshold"] if parsed["recommended_threshold"] is not None else keeps_95
+    separated = separation(inside, outside)
+    threshold = parsed["recommended_threshold"] if parsed["recommended_threshold"] is not None else separated["keeps_95"]
     gold = list(in_scope_intents) + ["open"] * len(outside)
     predicted = [name if confidence >= threshold else "open"
                  for name, confidence in parsed["in_scope"] + parsed["out_of_scope"]]
@@ -101,8 +111,8 @@ def metrics(parsed: Dict[str, object], in_scope_intents: List[str], known: List[
         **parsed["parts"],
         "accuracy": float(correct.mean()),
         "ece": expected_calibration_error(inside, correct),
-        "auroc": float(roc_auc_score(np.r_[np.ones(len(inside)), np.zeros(len(outside))], np.r_[inside, outside])),
-        "fpr95": float(np.mean(outside >= keeps_95)),
+        "auroc": separated["auroc"],
+        "fpr95": separated["fpr95"],
         "threshold": threshold,
         "kept_correct": float(np.mean(correct & (inside >= threshold))),
         "oos_caught": float(np.mean(outside < threshold)),

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from confidence import splits  # noqa: E402
+from confidence import separation, splits  # noqa: E402
 from few_shot import DATASETS, PROXY  # noqa: E402
 
 GIBBERISH_MESSAGES = 300
@@ -58,16 +58,6 @@ def part_scores(train: Dict[str, np.ndarray], label_ids: np.ndarray) -> Dict[str
     }
 
 
-def separation(in_scope: np.ndarray, other: np.ndarray) -> Dict[str, float]:
-    """AUROC of in-scope scores against the other messages' and the share of those at or above the
-    score that keeps 95 % of in-scope messages."""
-    from sklearn.metrics import roc_auc_score
-
-    labels = np.r_[np.ones(len(in_scope)), np.zeros(len(other))]
-    return {"auroc": float(roc_auc_score(labels, np.r_[in_scope, other])),
-            "fpr95": float(np.mean(other >= np.quantile(in_scope, 0.05)))}
-
-
 def run(dataset: str, known: float, seed: int, per_intent: int) -> Dict[str, Dict[str, float]]:
     from bert_intent import confidence, held_out, settings
     from bert_intent.training import fine_tune
@@ -87,7 +77,9 @@ def run(dataset: str, known: float, seed: int, per_intent: int) -> Dict[str, Dic
     rows = {}
     for name, score in scores.items():
         inside = score(in_scope)
-        rows[name] = {**separation(inside, score(out_of_scope)), "gibberish_auroc": separation(inside, score(gibberish))["auroc"]}
+        against_out_of_scope = separation(inside, score(out_of_scope))
+        rows[name] = {"auroc": against_out_of_scope["auroc"], "fpr95": against_out_of_scope["fpr95"],
+                      "gibberish_auroc": separation(inside, score(gibberish))["auroc"]}
     return rows
 
 
