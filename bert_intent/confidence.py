@@ -130,9 +130,9 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
             log_loss = log_loss - gibberish_weight * torch.log(none.clamp(min=1e-12)).sum()
         return log_loss + ((values - start) / _PRIOR_SCALE).square().sum() / 2
 
-    values = minimise(loss, start).clamp(-_LARGEST_LOG, _LARGEST_LOG).tolist()
-    familiarity_weight, similarity_weight, slope = np.exp(values[:3]).tolist()
-    fitted = Calibration(familiarity_weight, similarity_weight, slope, values[3], fitted_on=len(intent_ids))
+    values = minimise(loss, start)
+    familiarity_weight, similarity_weight, slope = values[:3].clamp(-_LARGEST_LOG, _LARGEST_LOG).exp().tolist()
+    fitted = Calibration(familiarity_weight, similarity_weight, slope, float(values[3]), fitted_on=len(intent_ids))
     gibberish_top = apply(fitted, gibberish_parts).max(axis=1, initial=0.0)
     return replace(fitted, threshold=recommended_threshold(apply(fitted, parts).max(axis=1), gibberish_top, keep))
 

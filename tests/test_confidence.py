@@ -87,6 +87,17 @@ def test_a_handful_of_held_out_messages_without_errors_keeps_the_fit_finite() ->
     assert np.isfinite(values).all() and 0 < fitted.threshold < 1
 
 
+def test_the_offset_is_served_as_fitted_beyond_the_weights_bounds() -> None:
+    # Ten thousand held-out messages, each sure and right: "none of them" should get almost nothing, an
+    # offset below -6, the bound that only the weights and the slope have.
+    closed = np.log(np.tile([0.999999, 0.000001], (10_000, 1)))
+    gibberish = parts(np.log(np.full((50, 2), 0.5)), familiarity=0.0)
+    fitted = confidence.fit(parts(closed), np.zeros(10_000, dtype=int), gibberish, keep=0.95)
+    assert fitted.offset < -6
+    expected = 1 / (1 + np.exp(fitted.offset) + np.exp(fitted.slope * (closed[0, 1] - closed[0, 0])))
+    assert confidence.apply(fitted, parts(closed[:1]))[0, 0] == pytest.approx(expected)
+
+
 def test_confidences_keep_the_order_sum_to_at_most_one_and_split_between_equal_intents() -> None:
     scores = torch.tensor([[-0.1, -3.0, -4.0, -5.0], [-0.05, -0.05, -6.0, -6.0], [-9.0, -9.5, -8.0, -9.0]])
     values = confidence.confidences(scores, Calibration().parameters())
