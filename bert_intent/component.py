@@ -198,7 +198,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         found = dict(zip(scored, predictions.entities))
         for index, message in enumerate(messages):
             if self.config.intent_classification:
-                ranking = self._ranking(confidences[index]) if index in confidences else []
+                # An empty or unreadable message (every confidence 0) gets no intent and an empty ranking.
+                ranking = self._ranking(confidences[index]) if index in confidences and confidences[index].any() else []
                 intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
                 message.set(INTENT, intent, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, ranking[: self.config.ranking_length or None], add_to_output=True)

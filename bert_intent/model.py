@@ -47,13 +47,15 @@ class Predictions:
 class _Run:
     """One network run: per text, the intent confidences, tag probabilities and tokens' character
     offsets; for texts read in parts, each one's split `points` and its parts' confidences (before each
-    point, then after each, then rows of parts that read nothing)."""
+    point, then after each, then rows of parts that read nothing); whether each text has a token the
+    vocabulary can read (without one, its confidences are 0 and it has no entities)."""
 
     confidences: np.ndarray
     tag_probabilities: np.ndarray
     offsets: np.ndarray
     points: List[List[int]]
     part_confidences: np.ndarray
+    readable: np.ndarray
 
 
 class IntentModel:
@@ -128,9 +130,10 @@ class IntentModel:
         for indices in batches_by_length(texts, batch_size):
             batch = [texts[index] for index in indices]
             run = self._run(batch, in_parts=bool(self.joined))
-            confidences[indices] = run.confidences
+            # A single intent (trained for its entities) is certain of every message it can read.
+            confidences[indices] = run.readable[:, None] if len(self.labels) == 1 else run.confidences
             for row, index in enumerate(indices):
-                if self.entity_types:
+                if self.entity_types and run.readable[row]:
                     found[index] = entities.decode(batch[row], run.offsets[row], run.tag_probabilities[row], self.entity_types)
             if self.joined:
                 # The best split points by the parts pooled from the whole message's states, read again alone.
@@ -140,8 +143,6 @@ class IntentModel:
                     for row, points in enumerate(run.points)
                 ]
                 log_pairs[indices] = multi_intent.log_part_scores(self._single_confidences, batch, best, self.joined, self.labels)
-        if len(self.labels) == 1:
-            confidences[:] = 1.0
         return confidences, log_pairs, found
 
     def _single_confidences(self, texts: List[str]) -> np.ndarray:
@@ -169,7 +170,14 @@ class IntentModel:
                 outputs = self.network(**tensors, part_mask=torch.from_numpy(part_mask).to(self.network.device))
             confidences = outputs.confidences.float().cpu().numpy()
             tag_probabilities = outputs.tag_probabilities.float().cpu().numpy()
-        return _Run(confidences[:, 0], tag_probabilities, offsets, points, confidences[:, 1:])
+        # Nothing the vocabulary can read (only unknown tokens, e.g. emoji it lacks): no intent, all "none of them".
+        readable = self._readable(inputs["input_ids"], mask)
+        confidences[~readable] = 0.0
+        return _Run(confidences[:, 0], tag_probabilities, offsets, points, confidences[:, 1:], readable)
+
+    def _readable(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Per text: whether any of its tokens is neither special ([CLS], [SEP], ...) nor unknown."""
+        return (attention_mask.astype(bool) & ~np.isin(input_ids, self.tokenizer.all_special_ids)).any(axis=1)
 
     def save(self, directory: Path) -> None:
         """Write the network as `model.onnx` (int8 weights unless `quantize` is off) with its config,

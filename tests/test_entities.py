@@ -131,6 +131,17 @@ def test_saved_models_find_the_same_entities(trained: IntentModel, backend: str,
 
 
 @pytest.mark.training
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_a_message_the_vocabulary_cannot_read_gets_no_intent_and_no_entities(trained: IntentModel, backend: str, tmp_path: Path) -> None:
+    trained.save(tmp_path)
+    loaded = IntentModel.load(tmp_path, torch.device("cpu"), backend)
+    readable = annotated(ENTITY_HELD_OUT)[0][0]
+    predictions = loaded.predict(["🙂🙂", "xyz", readable + "🙂"])  # the test vocabulary has no emoji or Latin letters
+    assert not predictions.confidences[:2].any() and predictions.entities[:2] == [[], []]
+    assert predictions.confidences[2].max() > 0.5 and predictions.entities[2]
+
+
+@pytest.mark.training
 def test_training_warns_about_each_annotation_it_cannot_use(tiny_settings: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     texts, intents, annotations = annotated(ENTITY_TRAIN)
     annotations[0] = annotations[0] + [{"start": 0, "end": 99, "value": "?", "entity": "city"}]
