@@ -181,8 +181,10 @@ def parts_cell(runs: List[Dict[str, object]]) -> str:
         return ""
     median = {key: statistics.median(run[key] for run in runs) for key in PART_COLUMNS[:5]}
     epochs = ",".join(f"{run['best_epoch']}/{run['epochs']}" for run in runs)
+    per_draw = ", ".join(f"{run['encoder']:.3f}/{run['ngrams']:.3f}/{run['served']:.3f}" for run in runs)
     return (f"  parts: encoder {median['encoder']:.3f} n-grams {median['ngrams']:.3f} served {median['served']:.3f}"
-            f" weights {median['encoder_weight']:.2f}/{median['ngram_weight']:.2f} epochs {epochs}")
+            f" weights {median['encoder_weight']:.2f}/{median['ngram_weight']:.2f} epochs {epochs}"
+            f" (per draw encoder/n-grams/served: {per_draw})")
 
 
 def _literal(text: str) -> str:
