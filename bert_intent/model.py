@@ -83,6 +83,8 @@ class IntentModel:
         self.entity_types: List[EntityType] = list(entity_types)
         self.settings = settings
         self.tokenizer = tokenizer
+        # Tokens that say nothing of a message: [CLS], [SEP], [PAD], [UNK], ... (`_readable`).
+        self._unreadable_ids = np.asarray(tokenizer.all_special_ids if tokenizer is not None else [])
         self.network = network.eval() if network is not None else None
         self.session = session
         self._session_inputs = [item.name for item in session.get_inputs()] if session is not None else []
@@ -177,7 +179,7 @@ class IntentModel:
 
     def _readable(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Per text: whether any of its tokens is neither special ([CLS], [SEP], ...) nor unknown."""
-        return (attention_mask.astype(bool) & ~np.isin(input_ids, self.tokenizer.all_special_ids)).any(axis=1)
+        return (attention_mask.astype(bool) & ~np.isin(input_ids, self._unreadable_ids)).any(axis=1)
 
     def save(self, directory: Path) -> None:
         """Write the network as `model.onnx` (int8 weights unless `quantize` is off) with its config,
