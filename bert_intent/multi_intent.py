@@ -24,7 +24,10 @@ pasted logs) stays unknown however its parts score.
 
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
-and pairs of held-out messages of each joined intent's two parts put together. The joined messages
+and pairs of held-out messages of each joined intent's two parts put together. `beta` is at most 0: a
+message is two requests only where its best pair explains it at least as well as its best single
+intent. The fit's single messages are few and written like the training examples, so a `beta` above 0
+would sit just below their evidence and read natural two-clause requests ("明天早上五点半叫我") as two. The joined messages
 weigh the prior share of two-intent messages (`prior_share`): with balanced class weights (the default)
 every declared intent, joined or not, is equally likely, as the single intents are to the classifier;
 without them, the share of the bot's training examples that are joined.
@@ -223,7 +226,8 @@ def fit(single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], join
     """The decision of least log loss for messages with these confidences and part scores whose true
     intents are `targets` (columns of `shares`: single intents first, then joined), under the priors;
     the priors themselves without messages. The messages of joined intents weigh `joined_share` of
-    all (`prior_share`): the rarer two-intent messages are, the more evidence the decision asks."""
+    all (`prior_share`): the rarer two-intent messages are, the more evidence the decision asks; beta
+    is at most 0 (see the module docstring)."""
     if len(targets) == 0:
         return Decision()
     is_joined = np.asarray(targets) >= single.shape[1]
@@ -239,6 +243,9 @@ def fit(single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], join
         return log_loss + ((values - start) / _PRIOR_SCALE).square().sum() / 2
 
     log_alpha, beta = minimise(loss, start).tolist()
+    if beta > 0:  # never two requests rather than one at equal evidence: fit alpha with beta at 0
+        at_zero = torch.zeros(1, dtype=torch.float64)
+        log_alpha, beta = minimise(lambda scale: loss(torch.cat([scale, at_zero])), start[:1]).item(), 0.0
     return Decision(float(np.exp(log_alpha)), float(beta), len(is_joined))
 
 

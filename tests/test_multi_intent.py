@@ -95,9 +95,11 @@ def test_shares_sum_to_at_most_one_and_keep_the_single_intents_order() -> None:
 def test_the_decision_is_fitted_weighing_joined_messages_as_the_data_does_and_the_priors_stand_without_messages() -> None:
     assert multi_intent.fit(np.zeros((0, 3)), np.zeros((0, 1)), [], 0.5) == Decision()
     generator = np.random.default_rng(0)
-    single = generator.dirichlet(np.ones(3) * 0.3, size=80) * 0.9
     joined_rows = np.arange(80) % 2 == 0
-    log_joined = np.where(joined_rows, np.log(0.5), np.log(0.05))[:, None]
+    # Two-intent messages: no single intent stands out, a pair does; single ones: the other way round.
+    spread, peaked = (generator.dirichlet(np.ones(3) * concentration, size=80) * 0.9 for concentration in (3, 0.3))
+    single = np.where(joined_rows[:, None], spread, peaked)
+    log_joined = np.where(joined_rows, np.log(0.7), np.log(0.05))[:, None]
     targets = np.where(joined_rows, 3, single.argmax(axis=1))
     decision = multi_intent.fit(single, log_joined, targets, 0.5)
     assert decision.fitted_on == 80
@@ -107,6 +109,18 @@ def test_the_decision_is_fitted_weighing_joined_messages_as_the_data_does_and_th
     # Where the bot's data says two requests at once are rare, the joined intent needs more evidence.
     rare = multi_intent.fit(single, log_joined, targets, 0.02)
     assert multi_intent.shares(single, log_joined, rare)[:, 3].max() < multi_intent.shares(single, log_joined, decision)[:, 3].max()
+
+
+def test_a_message_is_never_read_as_two_where_a_single_intent_explains_it_better() -> None:
+    # The fit's single messages are all far below their pairs' messages: unbounded, beta would
+    # settle just below them, and read as two whatever lies between (natural two-clause requests).
+    single = np.tile([[0.9, 0.05, 0.0]], (40, 1))
+    joined_rows = np.arange(40) % 2 == 0
+    log_joined = np.where(joined_rows, np.log(0.5 * 0.9), np.log(0.9 * 0.9 * 0.01))[:, None]
+    decision = multi_intent.fit(single, log_joined, np.where(joined_rows, 3, 0), 0.5)
+    assert decision.beta == 0.0 and decision.alpha > 0
+    between = multi_intent.shares(np.array([[0.9, 0.05, 0.0]]), np.array([[np.log(0.8)]]), decision)
+    assert between.argmax() == 0
 
 
 def test_two_intent_messages_are_as_likely_as_the_declared_intents_say() -> None:
