@@ -189,7 +189,7 @@ def log_part_scores(
 def shares(single: np.ndarray, log_joined: np.ndarray, decision: Decision) -> np.ndarray:
     """The confidences of the single intents, then of the joined ones (texts x (intents + joined)),
     from the single intents' confidences and `log_part_scores` (see the module docstring)."""
-    two = _probability_of_two(_evidence(single, log_joined), decision.alpha, decision.beta)
+    two = _probability_of_two(evidence_for_two(single, log_joined), decision.alpha, decision.beta)
     sharpened = np.where(np.isfinite(log_joined), decision.alpha * np.nan_to_num(log_joined, neginf=0.0), -np.inf)
     highest = np.max(sharpened, axis=1, keepdims=True, initial=-np.inf)
     which = np.exp(sharpened - np.where(np.isfinite(highest), highest, 0.0))
@@ -198,7 +198,7 @@ def shares(single: np.ndarray, log_joined: np.ndarray, decision: Decision) -> np
     return np.concatenate([(1 - two)[:, None] * single, two[:, None] * in_scope * which], axis=1)
 
 
-def _evidence(single: np.ndarray, log_joined: np.ndarray) -> np.ndarray:
+def evidence_for_two(single: np.ndarray, log_joined: np.ndarray) -> np.ndarray:
     """Per text: log of the best pair's score over the whole message's best explanation, a single intent
     or "none of them" (-inf: no pair)."""
     best_pair = log_joined.max(axis=1) if log_joined.shape[1] else np.full(len(single), -np.inf)
@@ -222,16 +222,18 @@ def prior_share(joined_intents: int, single_intents: int, joined_examples: int, 
     return joined_examples / max(1, joined_examples + single_examples)
 
 
-def fit(single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], joined_share: float) -> Decision:
+def fit(
+    single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], joined_share: float, highest_beta: float = 0.0
+) -> Decision:
     """The decision of least log loss for messages with these confidences and part scores whose true
     intents are `targets` (columns of `shares`: single intents first, then joined), under the priors;
     the priors themselves without messages. The messages of joined intents weigh `joined_share` of
     all (`prior_share`): the rarer two-intent messages are, the more evidence the decision asks; beta
-    is at most 0 (see the module docstring)."""
+    is at most `highest_beta` (see the module docstring)."""
     if len(targets) == 0:
         return Decision()
     is_joined = np.asarray(targets) >= single.shape[1]
-    evidence = torch.as_tensor(np.maximum(_evidence(single, log_joined), _LOWEST_EVIDENCE), dtype=torch.float64)
+    evidence = torch.as_tensor(np.maximum(evidence_for_two(single, log_joined), _LOWEST_EVIDENCE), dtype=torch.float64)
     truth = torch.as_tensor(is_joined, dtype=torch.float64)
     weights = torch.as_tensor(_weights(is_joined, joined_share), dtype=torch.float64)
     prior = Decision()
@@ -243,9 +245,9 @@ def fit(single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], join
         return log_loss + ((values - start) / _PRIOR_SCALE).square().sum() / 2
 
     log_alpha, beta = minimise(loss, start).tolist()
-    if beta > 0:  # never two requests rather than one at equal evidence: fit alpha with beta at 0
-        at_zero = torch.zeros(1, dtype=torch.float64)
-        log_alpha, beta = minimise(lambda scale: loss(torch.cat([scale, at_zero])), start[:1]).item(), 0.0
+    if beta > highest_beta:  # fit alpha with beta at its bound
+        bound = torch.full((1,), highest_beta, dtype=torch.float64)
+        log_alpha, beta = minimise(lambda scale: loss(torch.cat([scale, bound])), start[:1]).item(), highest_beta
     return Decision(float(np.exp(log_alpha)), float(beta), len(is_joined))
 
 
