@@ -9,7 +9,8 @@ single intent are drawn (the joined examples are all kept), and tested on `multi
 messages: the held-out single-intent messages (the bot's: `few_shot.py`'s test file) and 25 two-intent
 messages per multi-intent made of two held-out ones. The messages training fitted its decision on (held-out
 singles, the bot's joined examples and held-out pairs put together) are recorded, and the decision is
-fitted again on the same scores with beta unbounded (as before aaa5258), beside the served one (beta <= 0).
+fitted again on the same scores with beta at most 0 (`highest_beta=0`, as at aaa5258), beside the served
+one (beta unbounded).
 
 Printed per case: the evidence (`multi_intent.evidence_for_two`: log best pair - log best single explanation)
 of the fit's messages and of the test's, as quantiles (5 %, 50 %, 90 %, 99 %, highest); the test's
@@ -19,7 +20,6 @@ Without ../shared (or $SHARED_DIR) the script says so and exits.
 """
 
 import argparse
-import math
 import random
 import sys
 from pathlib import Path
@@ -83,15 +83,15 @@ def case(name: str, k: Optional[int], seed: int) -> None:
     print("  test single above / two at or below: "
           + "  ".join(f"{b:+.1f}: {(evidence[~two] > b).sum()}/{(evidence[two] <= b).sum()}" for b in BOUNDARIES))
     decisions = {
-        "served (beta <= 0)": model.decision,
-        "unbounded beta": multi_intent.fit(fitted_on["single"], fitted_on["log_joined"], fitted_on["targets"],
-                                           fitted_on["share"], highest_beta=math.inf),
+        "served": model.decision,
+        "beta <= 0": multi_intent.fit(fitted_on["single"], fitted_on["log_joined"], fitted_on["targets"],
+                                      fitted_on["share"], highest_beta=0.0),
     }
     for label, decision in decisions.items():
         predicted = [model.intent_names[index] for index in multi_intent.shares(single, log_joined, decision).argmax(axis=1)]
         right = np.array([guess == truth for guess, truth in zip(predicted, gold)])
         read_as_two = sum("+" in guess for guess, truth in zip(predicted, gold) if "+" not in truth)
-        print(f"  {label:<19} alpha {decision.alpha:5.2f} beta {decision.beta:5.2f}: single accuracy {right[~two].mean():.3f}, "
+        print(f"  {label:<10} alpha {decision.alpha:5.2f} beta {decision.beta:5.2f}: single accuracy {right[~two].mean():.3f}, "
               f"single read as two {read_as_two}, two-intent exact match {right[two].mean():.3f}", flush=True)
 
 

@@ -24,10 +24,7 @@ pasted logs) stays unknown however its parts score.
 
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
-and pairs of held-out messages of each joined intent's two parts put together. `beta` is at most 0: a
-message is two requests only where its best pair explains it at least as well as its best single
-intent. The fit's single messages are few and written like the training examples, so a `beta` above 0
-would sit just below their evidence and read natural two-clause requests ("明天早上五点半叫我") as two. The joined messages
+and pairs of held-out messages of each joined intent's two parts put together. The joined messages
 weigh the prior share of two-intent messages (`prior_share`): with balanced class weights (the default)
 every declared intent, joined or not, is equally likely, as the single intents are to the classifier;
 without them, the share of the bot's training examples that are joined.
@@ -223,13 +220,15 @@ def prior_share(joined_intents: int, single_intents: int, joined_examples: int, 
 
 
 def fit(
-    single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], joined_share: float, highest_beta: float = 0.0
+    single: np.ndarray, log_joined: np.ndarray, targets: Sequence[int], joined_share: float, highest_beta: float = np.inf
 ) -> Decision:
     """The decision of least log loss for messages with these confidences and part scores whose true
     intents are `targets` (columns of `shares`: single intents first, then joined), under the priors;
     the priors themselves without messages. The messages of joined intents weigh `joined_share` of
-    all (`prior_share`): the rarer two-intent messages are, the more evidence the decision asks; beta
-    is at most `highest_beta` (see the module docstring)."""
+    all (`prior_share`): the rarer two-intent messages are, the more evidence the decision asks. With
+    `highest_beta`, beta is at most that (alpha refitted at the bound): 0 reads a message as two only
+    where its best pair explains it at least as well as its best single intent (measured, not the
+    default: docs/held-out-decisions.md)."""
     if len(targets) == 0:
         return Decision()
     is_joined = np.asarray(targets) >= single.shape[1]

@@ -111,16 +111,18 @@ def test_the_decision_is_fitted_weighing_joined_messages_as_the_data_does_and_th
     assert multi_intent.shares(single, log_joined, rare)[:, 3].max() < multi_intent.shares(single, log_joined, decision)[:, 3].max()
 
 
-def test_a_message_is_never_read_as_two_where_a_single_intent_explains_it_better() -> None:
-    # The fit's single messages are all far below their pairs' messages: unbounded, beta would
-    # settle just below them, and read as two whatever lies between (natural two-clause requests).
+def test_a_bound_on_beta_keeps_messages_a_single_intent_explains_better_single() -> None:
+    # The fit's single messages are all far below their pairs' messages: unbounded, beta settles
+    # just below them, and reads as two whatever lies between (natural two-clause requests).
     single = np.tile([[0.9, 0.05, 0.0]], (40, 1))
     joined_rows = np.arange(40) % 2 == 0
     log_joined = np.where(joined_rows, np.log(0.5 * 0.9), np.log(0.9 * 0.9 * 0.01))[:, None]
-    decision = multi_intent.fit(single, log_joined, np.where(joined_rows, 3, 0), 0.5)
-    assert decision.beta == 0.0 and decision.alpha > 0
-    between = multi_intent.shares(np.array([[0.9, 0.05, 0.0]]), np.array([[np.log(0.8)]]), decision)
-    assert between.argmax() == 0
+    targets = np.where(joined_rows, 3, 0)
+    between = np.array([[0.9, 0.05, 0.0]]), np.array([[np.log(0.8)]])
+    assert multi_intent.shares(*between, multi_intent.fit(single, log_joined, targets, 0.5)).argmax() == 3
+    bounded = multi_intent.fit(single, log_joined, targets, 0.5, highest_beta=0.0)
+    assert bounded.beta == 0.0 and bounded.alpha > 0
+    assert multi_intent.shares(*between, bounded).argmax() == 0
 
 
 def test_two_intent_messages_are_as_likely_as_the_declared_intents_say() -> None:
