@@ -32,16 +32,6 @@ def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tupl
     return torch.cat(buckets, dim=1), torch.cat(present, dim=1)
 
 
-def content_ngrams(attention_mask: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """`present` (from `ngram_buckets`) without the unigrams of each message's first and last token, BERT's
-    [CLS] and [SEP], which every message and every intent has: n-grams that say something of the message.
-    `attention_mask` is the whole message's, also where `present` marks a part of it."""
-    position = attention_mask.cumsum(dim=1) * attention_mask  # 1 ... length on the message's tokens
-    marker = (position == 1) | (position == attention_mask.sum(dim=1, keepdim=True))
-    tokens = attention_mask.shape[1]
-    return torch.cat([present[:, :tokens] * (~marker).to(present.dtype), present[:, tokens:]], dim=1)
-
-
 def tag_ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """(batch, tokens, windows): the hashed bucket of each `TAG_WINDOWS` n-gram around every token.
     Padding and positions beyond the sequence read as id 0, whatever the tokenizer's padding id, so a

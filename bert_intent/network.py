@@ -27,7 +27,7 @@ from transformers.utils import ModelOutput
 from bert_intent import combination, confidence
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
-from bert_intent.hashing import content_ngrams, ngram_buckets
+from bert_intent.hashing import ngram_buckets
 from bert_intent.heads import Centroids, Familiarity, NgramHead, TagNgramHead
 
 @dataclass
@@ -129,11 +129,10 @@ class IntentNetwork(nn.Module):
         pooled = ((states.unsqueeze(1) * weights).sum(dim=2) / weights.sum(dim=2).clamp(min=1)).flatten(0, 1)
         encoder_log_probs = functional.log_softmax(self.intent(self.dropout(pooled)).float(), dim=-1)
         buckets, present = ngram_buckets(input_ids.unsqueeze(1).expand(-1, parts, -1).flatten(0, 1), reads.flatten(0, 1))
-        whole_message = attention_mask.unsqueeze(1).expand(-1, parts, -1).flatten(0, 1)
         ngram_log_probs = functional.log_softmax(self.ngrams(buckets, present).float(), dim=-1)
         logits = combination.combine(encoder_log_probs, ngram_log_probs, self.intent_weights)
         representation = functional.normalize(pooled.float(), dim=-1)
-        familiarity = self.familiarity(buckets, content_ngrams(whole_message, present))
+        familiarity = self.familiarity(buckets, present)
         similarity = self.centroids(representation)
         scores = confidence.open_scores(logits, familiarity, similarity, self.calibration)
         encoder_tag_log_probs = functional.log_softmax(self.tagger(self.dropout(states)).float(), dim=-1)

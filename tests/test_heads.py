@@ -11,7 +11,7 @@ from transformers import BertConfig, BertModel
 from bert_intent import entities, onnx_network, training
 from bert_intent.checkpoints import build_from_scratch
 from bert_intent.encoding import PadWithTags, tokenize
-from bert_intent.hashing import NGRAM_BUCKETS, TAG_NGRAM_BUCKETS, TAG_WINDOWS, content_ngrams, ngram_buckets, tag_ngram_buckets
+from bert_intent.hashing import NGRAM_BUCKETS, TAG_NGRAM_BUCKETS, TAG_WINDOWS, ngram_buckets, tag_ngram_buckets
 from bert_intent.heads import Centroids, Familiarity, NgramHead, TagNgramHead
 from bert_intent.network import IntentNetwork
 
@@ -65,21 +65,6 @@ def test_familiarity_is_the_share_of_ngrams_seen_with_each_intent() -> None:
     scores = familiarity(buckets, present)
     assert scores[0, 0] == 1.0 and scores[2, 1] == 1.0
     assert scores[0, 1] < 0.5 and scores[1, 0] < 1.0  # n-grams with the unknown token are never "seen"
-
-
-def test_familiarity_does_not_count_the_markers_every_message_has() -> None:
-    ids, mask, labels = toy_batch()
-    familiarity = Familiarity(num_labels=2)
-    familiarity.fit(*ngram_buckets(ids, mask), labels)
-    unseen = torch.tensor([[2, 40, 41, 3, 0], [2, 10, 11, 3, 0]])  # [CLS] 40 41 [SEP], then intent 0's tokens
-    unseen_mask = torch.tensor([[1, 1, 1, 1, 0]] * 2)
-    buckets, present = ngram_buckets(unseen, unseen_mask)
-    content = content_ngrams(unseen_mask, present)
-    assert content[:, :5].tolist() == [[0, 1, 1, 0, 0]] * 2 and torch.equal(content[:, 5:], present[:, 5:])
-    assert float(familiarity(buckets, present)[0].max()) > 0  # [CLS] and [SEP] alone make gibberish familiar
-    assert float(familiarity(buckets, content)[0].max()) == 0 and float(familiarity(buckets, content)[1, 0]) == 1
-    before_split = torch.tensor([[1, 1, 0, 0, 0]])  # a part of the first message: [CLS] 40
-    assert content_ngrams(unseen_mask[:1], ngram_buckets(unseen[:1], before_split)[1])[0, :5].tolist() == [0, 1, 0, 0, 0]
 
 
 def test_the_tag_ngram_head_learns_tags_and_keeps_unseen_tags_impossible() -> None:
