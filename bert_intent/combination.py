@@ -7,9 +7,9 @@ product of experts:
     log p(y | x) = w_encoder * log p_encoder(y | x) + w_ngrams * log p_ngrams(y | x) - log Z(x)
 
 The weights are the ones under which held-out examples (messages for intents, tokens for tags) get the
-least log loss. A Gaussian prior on their logarithms keeps a fit on a handful of examples near the
-prior values, which the data overrides as soon as it disagrees: a strong encoder on a bot where word
-order decides gets a large weight, a weak one beside good keywords a small one.
+least log loss. A weak Gaussian prior on their logarithms keeps a fit on a handful of examples near
+the prior values, which the data overrides as soon as it disagrees: a strong encoder on a bot where
+word order decides gets a large weight, a weak one beside good keywords a small one.
 """
 
 from dataclasses import asdict, dataclass
@@ -18,6 +18,11 @@ from typing import Any, Callable, Dict
 import numpy as np
 import torch
 from torch.nn import functional
+
+# Standard deviation of the prior on each log-weight: a factor e away from the prior costs half a nat,
+# half of one badly classified held-out example.
+PRIOR_SCALE = 1.0
+
 
 @dataclass(frozen=True)
 class Combination:
@@ -39,25 +44,10 @@ class Combination:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class Prior:
-    """A Gaussian prior on the logarithm of each weight, centred on `centre` with standard deviation
-    `scale` (a factor e^scale away costs half a nat, half of one badly classified held-out example);
-    `unfitted`: the weights when nothing is held out."""
-
-    centre: Combination
-    scale: float
-    unfitted: Combination
-
-
-# The intents' prior is sceptical and wide. A fine-tuned encoder is far surer than right, and the few
-# held-out messages that chose its epoch rate it above what it does on new messages (docs/held-out-
-# decisions.md), so its weight starts near 0; a factor of 7 either way costs half a nat, and a few
-# held-out messages on which only the encoder is right lift it past 0.5 (`encoder_decides.py`).
-# Unfitted, the encoder's weight is what the pretrained stand-in needed on the example bot at 10
-# examples per intent.
-INTENT_PRIOR = Prior(centre=Combination(encoder=0.01, ngrams=1.0), scale=2.0, unfitted=Combination(encoder=0.1, ngrams=1.0))
-TAG_PRIOR = Prior(centre=Combination(encoder=0.5, ngrams=1.0), scale=1.0, unfitted=Combination(encoder=0.5, ngrams=1.0))
+# Priors, used as they are when there is nothing held out. The encoder's: what the pretrained stand-in
+# needed on the example bot at 10 examples per intent (a fine-tuned encoder is far surer than right).
+INTENT_PRIOR = Combination(encoder=0.1, ngrams=1.0)
+TAG_PRIOR = Combination(encoder=0.5, ngrams=1.0)
 
 
 def combine(encoder_log_probs: torch.Tensor, ngram_log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -65,19 +55,19 @@ def combine(encoder_log_probs: torch.Tensor, ngram_log_probs: torch.Tensor, weig
     return functional.log_softmax(weights[0] * encoder_log_probs + weights[1] * ngram_log_probs, dim=-1)
 
 
-def fit(encoder_log_probs: np.ndarray, ngram_log_probs: np.ndarray, targets: np.ndarray, prior: Prior) -> Combination:
+def fit(encoder_log_probs: np.ndarray, ngram_log_probs: np.ndarray, targets: np.ndarray, prior: Combination) -> Combination:
     """The weights of least log loss on held-out rows ((rows, classes) log-probabilities of each head
-    and the true class of each row), under the prior; the prior's unfitted weights without rows."""
+    and the true class of each row), under the prior; the prior itself without rows."""
     if len(targets) == 0:
-        return prior.unfitted
+        return prior
     encoder = torch.as_tensor(encoder_log_probs, dtype=torch.float64)
     ngrams = torch.as_tensor(ngram_log_probs, dtype=torch.float64)
     target = torch.as_tensor(targets, dtype=torch.long)
-    prior_logs = torch.log(prior.centre.weights().double())
+    prior_logs = torch.log(torch.tensor([prior.encoder, prior.ngrams], dtype=torch.float64))
 
     def loss(log_weights: torch.Tensor) -> torch.Tensor:
         log_loss = functional.nll_loss(combine(encoder, ngrams, log_weights.exp()), target, reduction="sum")
-        return log_loss + ((log_weights - prior_logs) / prior.scale).square().sum() / 2
+        return log_loss + ((log_weights - prior_logs) / PRIOR_SCALE).square().sum() / 2
 
     encoder_weight, ngram_weight = minimise(loss, prior_logs).exp().tolist()
     return Combination(float(encoder_weight), float(ngram_weight), len(targets))

@@ -59,8 +59,8 @@ class Fitted:
     the span F1 of each tag head and of both combined); `confidences` of the held-out examples under the
     calibration."""
 
-    intents: Combination = combination.INTENT_PRIOR.unfitted
-    tags: Combination = combination.TAG_PRIOR.unfitted
+    intents: Combination = combination.INTENT_PRIOR
+    tags: Combination = combination.TAG_PRIOR
     calibration: Calibration = Calibration()
     parts: Dict[str, float] = field(default_factory=dict)
     intent_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))

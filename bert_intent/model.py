@@ -73,7 +73,7 @@ class IntentModel:
         session: Optional[onnxruntime.InferenceSession] = None,
         calibration: Calibration = Calibration(),
         entity_types: Sequence[EntityType] = (),
-        combinations: Tuple[Combination, Combination] = (combination.INTENT_PRIOR.unfitted, combination.TAG_PRIOR.unfitted),
+        combinations: Tuple[Combination, Combination] = (combination.INTENT_PRIOR, combination.TAG_PRIOR),
         joined: Sequence[JoinedIntent] = (),
         decision: Decision = Decision(),
     ) -> None:
@@ -224,7 +224,7 @@ class IntentModel:
             summary = dict(metadata.get("training", {}))
             calibration = Calibration.from_dict(metadata.get("calibration", {}))
             combinations = tuple(
-                Combination.from_dict(metadata.get("combinations", {}).get(part, prior.unfitted.to_dict()))
+                Combination.from_dict(metadata.get("combinations", {}).get(part, prior.to_dict()))
                 for part, prior in (("intents", combination.INTENT_PRIOR), ("tags", combination.TAG_PRIOR))
             )
             entity_types = [EntityType.from_dict(values) for values in metadata.get("entity_types", [])]

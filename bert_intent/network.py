@@ -73,8 +73,8 @@ class IntentNetwork(nn.Module):
         self.tag_ngrams = TagNgramHead(num_tags)
         self.centroids = Centroids(num_labels, encoder.config.hidden_size)
         # Set by `configure` from what training fitted (the archive keeps them in its metadata).
-        self.register_buffer("intent_weights", combination.INTENT_PRIOR.unfitted.weights(), persistent=False)
-        self.register_buffer("tag_weights", combination.TAG_PRIOR.unfitted.weights(), persistent=False)
+        self.register_buffer("intent_weights", combination.INTENT_PRIOR.weights(), persistent=False)
+        self.register_buffer("tag_weights", combination.TAG_PRIOR.weights(), persistent=False)
         self.register_buffer("calibration", Calibration().parameters(), persistent=False)
 
     @classmethod

@@ -32,12 +32,12 @@ def test_the_combination_is_at_least_as_good_as_the_better_head(encoder_right: f
 def test_a_strong_encoder_overrides_the_prior() -> None:
     truth = np.random.default_rng(3).integers(0, 5, 100)
     fitted = combination.fit(head(truth, 0.98, 6, seed=4), head(truth, 0.2, 3, seed=5), truth, combination.INTENT_PRIOR)
-    assert fitted.encoder > 5 * combination.INTENT_PRIOR.unfitted.encoder and fitted.ngrams < combination.INTENT_PRIOR.centre.ngrams
+    assert fitted.encoder > 5 * combination.INTENT_PRIOR.encoder and fitted.ngrams < combination.INTENT_PRIOR.ngrams
 
 
 def test_without_rows_the_prior_is_kept_and_a_few_rows_stay_near_it() -> None:
     empty = np.zeros((0, 5))
-    assert combination.fit(empty, empty, np.zeros(0, dtype=int), combination.TAG_PRIOR) == combination.TAG_PRIOR.unfitted
+    assert combination.fit(empty, empty, np.zeros(0, dtype=int), combination.TAG_PRIOR) == combination.TAG_PRIOR
     truth = np.array([0, 1])
     few = combination.fit(head(truth, 1.0, 3, 6), head(truth, 1.0, 3, 7), truth, combination.INTENT_PRIOR)
     assert 0.01 < few.encoder < 1.0 and 0.1 < few.ngrams < 10
