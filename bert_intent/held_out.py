@@ -4,8 +4,9 @@ outputs, so every choice that depends on the data or the encoder is this bot's o
 
 Every intent with at least `MIN_EXAMPLES_TO_HOLD_OUT` examples gives `validation_split` of them, at least
 one; the encoder and the closed-form heads train on the rest. The held-out examples choose the best
-epoch (on the encoder head's own score), the heads' weights (`combination.fit`) and the calibration
-(`confidence.fit`). Afterwards the closed-form heads and the centroids are fitted again on every example,
+epoch (on the encoder head's own score), then, with the encoder's outputs cross-fitted so that they
+are not those of the epoch chosen on them (`cross_fit`), the heads' weights (`combination.fit`) and
+the calibration (`confidence.fit`). Afterwards the closed-form heads and the centroids are fitted again on every example,
 and the recommended threshold is checked against generated gibberish as that served model scores it.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from bert_intent import combination, confidence, entities
+from bert_intent import combination, confidence, cross_fit, entities
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration, ScoreParts
 from bert_intent.encoding import batches_by_length, tokenize
@@ -102,15 +103,21 @@ def fit(
     intent_ids: Sequence[int],
     tags: Sequence[Sequence[int]],
     settings: Settings,
+    encoder_log_probs_by_epoch: Sequence[np.ndarray] = (),
 ) -> Fitted:
     """Fit the heads' weights and the calibration on the held-out `texts` (their intents, and their
-    token tags or none), with the network as trained on the other examples."""
+    token tags or none), with the network as trained on the other examples. With the encoder head's
+    held-out intent log-probabilities of every epoch, its outputs are cross-fitted (`cross_fit`): each
+    example's from the epoch the other half of the held-out examples chose."""
     run = lambda batch: outputs(network, tokenizer, batch, settings.max_length, settings.batch_size)  # noqa: E731
     gibberish = run(gibberish_checks(settings))
     intent_ids = np.asarray(intent_ids, dtype=int)
     fitted = Fitted(intent_ids=intent_ids)
     if len(intent_ids):
         held_out = run(texts)
+        honest = cross_fit.cross_fitted(encoder_log_probs_by_epoch, intent_ids)
+        if honest is not None:
+            held_out["encoder_log_probs"] = honest
         if settings.intent_classification and network.config.num_labels > 1:
             fitted.intents = combination.fit(held_out["encoder_log_probs"], held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
         if tags:

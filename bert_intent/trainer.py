@@ -1,7 +1,6 @@
 """transformers' Trainer, set up for the network: the loss of the encoder's own heads, layer-wise
 learning rates, the held-out score of each epoch, keeping the best epoch and stopping early."""
 
-import functools
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -78,6 +77,11 @@ class _IntentTrainer(Trainer):
         )
         return (loss, evaluated) if return_outputs else loss
 
+    def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler:
+        # In order: each epoch's held-out outputs line up with the held-out examples (`HeldOutPredictions`),
+        # which transformers 5's length-grouped sampling would shuffle.
+        return torch.utils.data.SequentialSampler(eval_dataset)
+
     def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
             optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
@@ -116,6 +120,21 @@ class KeepBestEpoch(TrainerCallback):
             model.load_state_dict(self.best_weights)
 
 
+class HeldOutPredictions:
+    """Trainer's `compute_metrics`: each epoch's held-out scores (`metrics`), keeping the encoder head's
+    intent log-probabilities of every epoch (rows in the held-out examples' order) for `cross_fit`."""
+
+    def __init__(self, learns_intents: bool, learns_entities: bool) -> None:
+        self.learns_intents = learns_intents
+        self.learns_entities = learns_entities
+        self.intent_log_probs: List[np.ndarray] = []
+
+    def __call__(self, prediction: EvalPrediction) -> Dict[str, float]:
+        intent_log_probs = prediction.predictions[0] if self.learns_entities else prediction.predictions
+        self.intent_log_probs.append(np.asarray(intent_log_probs, dtype=np.float32))
+        return metrics(prediction, self.learns_intents, self.learns_entities)
+
+
 class _LossInProgressBar(ProgressCallback):
     """Trainer's progress bar, showing the running loss instead of printing every log entry."""
 
@@ -134,11 +153,12 @@ def build_trainer(
     precision: str,
     output_dir: str,
     best_epoch: KeepBestEpoch,
+    predictions: HeldOutPredictions,
 ) -> "_IntentTrainer":
     """A Trainer of `network` on `train_set` on `device` with `precision` (`settings.resolve_precision`),
-    scoring every epoch on `validation_set` (when there is one)."""
+    scoring every epoch on `validation_set` (when there is one) with `predictions`."""
     validating = bool(validation_set)
-    learns_entities = "entity_tags" in train_set[0]
+    learns_entities = predictions.learns_entities
     steps_per_epoch = schedule.steps_per_epoch(len(train_set), settings)
     tensorboard = settings.report_to == "tensorboard"
     arguments = TrainingArguments(
@@ -176,9 +196,7 @@ def build_trainer(
         train_dataset=train_set,
         eval_dataset=validation_set or None,
         data_collator=PadWithTags(tokenizer),
-        compute_metrics=functools.partial(
-            metrics, learns_intents=settings.intent_classification, learns_entities=learns_entities
-        ),
+        compute_metrics=predictions,
         callbacks=callbacks,
         class_weights=_class_weights(train_labels, network.config.num_labels, settings.class_weights),
         settings=settings,

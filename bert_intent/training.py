@@ -22,7 +22,7 @@ from bert_intent.model import IntentModel
 from bert_intent.network import IntentNetwork
 from bert_intent.reports import ConfidenceReport, epoch_history, summary_line, training_summary, write_reports
 from bert_intent.settings import Settings, resolve_device, resolve_precision
-from bert_intent.trainer import KeepBestEpoch, build_trainer
+from bert_intent.trainer import HeldOutPredictions, KeepBestEpoch, build_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +109,10 @@ def fine_tune(
     )
     patience = settings.early_stopping_patience if len(validation_set) >= held_out.MIN_EARLY_STOPPING_EXAMPLES else 0
     best_epoch = KeepBestEpoch(patience)
+    predictions = HeldOutPredictions(settings.intent_classification, learns_entities=bool(types))
     with tempfile.TemporaryDirectory(prefix="bert-intent-") as output_dir:
         trainer = build_trainer(
-            network, tokenizer, train_set, validation_set, settings, device, precision, output_dir, best_epoch
+            network, tokenizer, train_set, validation_set, settings, device, precision, output_dir, best_epoch, predictions
         )
         trainer.train()
         best_epoch.restore(trainer.model)
@@ -122,6 +123,7 @@ def fine_tune(
     fitted = held_out.fit(
         network, tokenizer, [texts[index] for index in validation_indices], [label_ids[index] for index in validation_indices],
         [examples[index]["entity_tags"] for index in validation_indices] if types else [], settings,
+        predictions.intent_log_probs,
     )
     # The served model as the held-out examples configured it, before any multi-intent decision.
     scoring = IntentModel(

@@ -214,7 +214,7 @@ def test_report_dir_gets_the_report_the_confusion_matrix_and_the_curves(config: 
 def test_batches_of_similar_lengths_need_less_padding(config: Dict[str, Any], tiny_bert: Path, tmp_path: Path) -> None:
     from bert_intent.checkpoints import load_pretrained
     from bert_intent.encoding import examples
-    from bert_intent.trainer import KeepBestEpoch, build_trainer
+    from bert_intent.trainer import HeldOutPredictions, KeepBestEpoch, build_trainer
 
     texts = ["订" * length for length in range(1, 61)] * 4
     tokenizer, network = load_pretrained(str(tiny_bert), ["a", "b"], 0)
@@ -222,7 +222,30 @@ def test_batches_of_similar_lengths_need_less_padding(config: Dict[str, Any], ti
 
     def padded_tokens(group_by_length: bool) -> int:
         options = settings.validate({**config, "group_by_length": group_by_length, "batch_size": 4})
-        trainer = build_trainer(network, tokenizer, train_set, [], options, torch.device("cpu"), "no", str(tmp_path), KeepBestEpoch(0))
+        trainer = build_trainer(
+            network, tokenizer, train_set, [], options, torch.device("cpu"), "no", str(tmp_path), KeepBestEpoch(0),
+            HeldOutPredictions(learns_intents=True, learns_entities=False),
+        )
         return sum(batch["input_ids"].numel() for batch in trainer.get_train_dataloader())
 
     assert padded_tokens(True) < 0.8 * padded_tokens(False)
+
+
+def test_held_out_predictions_keep_the_held_out_examples_order(config: Dict[str, Any], tiny_bert: Path, tmp_path: Path) -> None:
+    from bert_intent import held_out
+    from bert_intent.checkpoints import load_pretrained
+    from bert_intent.encoding import examples
+    from bert_intent.trainer import HeldOutPredictions, KeepBestEpoch, build_trainer
+
+    texts = ["订" * length for length in (30, 2, 50, 7, 1, 41, 12, 3)] * 3
+    intents = ["a", "b"] * 12
+    tokenizer, network = load_pretrained(str(tiny_bert), ["a", "b"], 0)
+    encoded = examples(tokenizer, texts, intents, [0, 1] * 12, [[] for _ in texts], [], 64)
+    options = settings.validate({**config, "group_by_length": True, "batch_size": 4})
+    predictions = HeldOutPredictions(learns_intents=True, learns_entities=False)
+    trainer = build_trainer(
+        network, tokenizer, encoded, encoded, options, torch.device("cpu"), "no", str(tmp_path), KeepBestEpoch(0), predictions
+    )
+    trainer.evaluate()
+    expected = held_out.outputs(network, tokenizer, texts, 64, 4)["encoder_log_probs"]
+    np.testing.assert_allclose(predictions.intent_log_probs[0], expected, atol=1e-5)
