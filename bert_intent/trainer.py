@@ -77,10 +77,15 @@ class _IntentTrainer(Trainer):
         )
         return (loss, evaluated) if return_outputs else loss
 
-    def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler:
-        # In order: each epoch's held-out outputs line up with the held-out examples (`HeldOutPredictions`),
-        # which transformers 5's length-grouped sampling would shuffle.
-        return torch.utils.data.SequentialSampler(eval_dataset)
+    def _get_eval_sampler(self, eval_dataset: Any) -> List[int]:
+        # transformers 5 evaluates in a random length-grouped order. The order is drawn here as Trainer
+        # draws it (the same random numbers, so training is unchanged) and kept, so that each epoch's
+        # held-out outputs can be put back in the held-out examples' order.
+        sampler = super()._get_eval_sampler(eval_dataset)
+        order = list(sampler) if sampler is not None else list(range(len(eval_dataset)))
+        if isinstance(self.compute_metrics, HeldOutPredictions):
+            self.compute_metrics.order = order
+        return order
 
     def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -128,10 +133,14 @@ class HeldOutPredictions:
         self.learns_intents = learns_intents
         self.learns_entities = learns_entities
         self.intent_log_probs: List[np.ndarray] = []
+        self.order: Optional[List[int]] = None  # the held-out example of each evaluated row (set by the trainer)
 
     def __call__(self, prediction: EvalPrediction) -> Dict[str, float]:
-        intent_log_probs = prediction.predictions[0] if self.learns_entities else prediction.predictions
-        self.intent_log_probs.append(np.asarray(intent_log_probs, dtype=np.float32))
+        evaluated = np.asarray(prediction.predictions[0] if self.learns_entities else prediction.predictions, dtype=np.float32)
+        in_order = evaluated.copy()
+        if self.order is not None:
+            in_order[self.order] = evaluated
+        self.intent_log_probs.append(in_order)
         return metrics(prediction, self.learns_intents, self.learns_entities)
 
 
