@@ -5,7 +5,7 @@ heads' weights and the calibration. Fitted on that epoch's outputs, those see th
 luckiest on the very examples that chose it: on a dozen held-out messages the best of 50 epochs is
 right far more often than the same encoder on new messages (docs/held-out-decisions.md), and the
 weights follow it. Cross-fitting removes that: the held-out examples are split in two halves
-(alternately within each intent), an epoch is chosen on each half by the same rule, and each example
+(alternately within each intent), an epoch is chosen on each half by the same rule (on the intents), and each example
 gets the outputs of the epoch the other half chose.
 """
 
@@ -28,8 +28,9 @@ def halves(targets: np.ndarray) -> np.ndarray:
 
 
 def best_epoch(log_probs_by_epoch: Sequence[np.ndarray], targets: np.ndarray, rows: np.ndarray) -> int:
-    """The index of the epoch whose outputs do best on `rows`: the highest macro-F1, a tie going to a
-    clearly lower mean log loss (`trainer.improves`, the rule that chose the epoch kept)."""
+    """The index of the epoch whose outputs do best on `rows`: the highest intent macro-F1, a tie going
+    to a clearly lower mean log loss (`trainer.improves`, the rule that chose the epoch kept; that one
+    also averages in the entity F1 when entities are learned, and weighs its loss by class)."""
     best, chosen = None, 0
     for epoch, log_probs in enumerate(log_probs_by_epoch):
         macro_f1 = scores(targets[rows], log_probs[rows].argmax(axis=-1))["macro_f1"]

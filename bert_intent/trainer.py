@@ -83,8 +83,7 @@ class _IntentTrainer(Trainer):
         # held-out outputs can be put back in the held-out examples' order.
         sampler = super()._get_eval_sampler(eval_dataset)
         order = list(sampler) if sampler is not None else list(range(len(eval_dataset)))
-        if isinstance(self.compute_metrics, HeldOutPredictions):
-            self.compute_metrics.order = order
+        self.compute_metrics.order = order  # a HeldOutPredictions (`build_trainer`)
         return order
 
     def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
@@ -137,10 +136,9 @@ class HeldOutPredictions:
 
     def __call__(self, prediction: EvalPrediction) -> Dict[str, float]:
         evaluated = np.asarray(prediction.predictions[0] if self.learns_entities else prediction.predictions, dtype=np.float32)
-        in_order = evaluated.copy()
         if self.order is not None:
-            in_order[self.order] = evaluated
-        self.intent_log_probs.append(in_order)
+            evaluated[self.order] = evaluated.copy()
+        self.intent_log_probs.append(evaluated)
         return metrics(prediction, self.learns_intents, self.learns_entities)
 
 
