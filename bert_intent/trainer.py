@@ -136,9 +136,10 @@ class HeldOutPredictions:
 
     def __call__(self, prediction: EvalPrediction) -> Dict[str, float]:
         evaluated = np.asarray(prediction.predictions[0] if self.learns_entities else prediction.predictions, dtype=np.float32)
+        in_order = evaluated.copy()  # a new array: `prediction` stays in Trainer's order for `metrics`
         if self.order is not None:
-            evaluated[self.order] = evaluated.copy()
-        self.intent_log_probs.append(evaluated)
+            in_order[self.order] = evaluated
+        self.intent_log_probs.append(in_order)
         return metrics(prediction, self.learns_intents, self.learns_entities)
 
 

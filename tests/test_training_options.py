@@ -246,6 +246,8 @@ def test_held_out_predictions_keep_the_held_out_examples_order(config: Dict[str,
     trainer = build_trainer(
         network, tokenizer, encoded, encoded, options, torch.device("cpu"), "no", str(tmp_path), KeepBestEpoch(0), predictions
     )
-    trainer.evaluate()
+    scores = trainer.evaluate()
     expected = held_out.outputs(network, tokenizer, texts, 64, 4)["encoder_log_probs"]
     np.testing.assert_allclose(predictions.intent_log_probs[0], expected, atol=1e-5)
+    # The scores that choose the epoch still compare each output with its own example's intent.
+    assert scores["eval_accuracy"] == pytest.approx(float(np.mean(expected.argmax(axis=1) == [0, 1] * 12)))
