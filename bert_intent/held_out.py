@@ -107,8 +107,9 @@ def fit(
 ) -> Fitted:
     """Fit the heads' weights and the calibration on the held-out `texts` (their intents, and their
     token tags or none), with the network as trained on the other examples. With the encoder head's
-    held-out intent log-probabilities of every epoch, its outputs are cross-fitted (`cross_fit`): each
-    example's from the epoch the other half of the held-out examples chose."""
+    held-out intent log-probabilities of every epoch, the heads' weights are fitted on its cross-fitted
+    outputs (`cross_fit`: each example's from the epoch the other half of the held-out examples chose);
+    the calibration maps the served network's scores, so it is fitted on the served epoch's."""
     run = lambda batch: outputs(network, tokenizer, batch, settings.max_length, settings.batch_size)  # noqa: E731
     gibberish = run(gibberish_checks(settings))
     intent_ids = np.asarray(intent_ids, dtype=int)
@@ -116,10 +117,10 @@ def fit(
     if len(intent_ids):
         held_out = run(texts)
         honest = cross_fit.cross_fitted(encoder_log_probs_by_epoch, intent_ids)
-        if honest is not None:
-            held_out["encoder_log_probs"] = honest
+        if honest is None:
+            honest = held_out["encoder_log_probs"]
         if settings.intent_classification and network.config.num_labels > 1:
-            fitted.intents = combination.fit(held_out["encoder_log_probs"], held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
+            fitted.intents = combination.fit(honest, held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
         if tags:
             fitted.tags, tag_parts = _fit_tags(held_out, tags)
             fitted.parts.update(tag_parts)

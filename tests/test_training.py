@@ -154,8 +154,8 @@ def test_training_can_continue_from_a_trained_model(trained: IntentModel, config
     continued = fine_tune(*pairs(TRAIN), config.replace(epochs=1, learning_rate=1e-12), start_from=trained)
     for head in ("encoder_log_probs", "ngram_log_probs"):
         np.testing.assert_allclose(head_outputs(continued, texts, head), head_outputs(trained, texts, head), atol=1e-5)
-    # The heads' weights and the calibration are fitted again, on one epoch's held-out outputs where the
-    # first run had cross-fitted them over its 40 (cross_fit.py): close, not equal.
+    # The heads' weights (and so the calibration) are fitted again, on one epoch's held-out outputs where
+    # the first run had cross-fitted them over its 40 (cross_fit.py): close, not equal.
     np.testing.assert_allclose(continued.confidences(texts), before, atol=1e-2)
     np.testing.assert_array_equal(continued.confidences(texts).argmax(axis=1), before.argmax(axis=1))
     assert accuracy(continued, HELD_OUT) >= 0.8
