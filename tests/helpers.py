@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Tuple
 
+import numpy as np
 import requests
+import torch
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
@@ -20,6 +22,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bert_intent import BertIntentClassifier
+from bert_intent.model import IntentModel
 
 
 TRAIN: Dict[str, List[str]] = {
@@ -99,6 +102,14 @@ def pairs(data: Dict[str, List[str]]) -> Tuple[List[str], List[str]]:
 
 
 _MARKUP = re.compile(r"\]\([^)]*\)|\]\{[^}]*\}|\[")
+
+
+def head_log_probabilities(model: IntentModel, texts: List[str], head: str = "encoder_log_probs") -> np.ndarray:
+    """One intent head's log-probabilities alone (`encoder_log_probs`, what validation loss and label
+    smoothing see, or `ngram_log_probs`)."""
+    inputs = model.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return getattr(model.network(**inputs), head).numpy()
 
 
 def annotated(data: Dict[str, List[str]]) -> Tuple[List[str], List[str], List[List[Dict[str, object]]]]:

@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import numpy as np
 import pytest
@@ -13,7 +13,7 @@ from bert_intent.confidence import gibberish
 from bert_intent.errors import BertIntentError, ModelLoadError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
-from tests.helpers import HELD_OUT, TRAIN, pairs
+from tests.helpers import HELD_OUT, TRAIN, head_log_probabilities, pairs
 
 pytestmark = pytest.mark.training
 
@@ -140,20 +140,13 @@ def test_unreadable_metadata_is_a_clear_load_error(tmp_path: Path, content: str)
         IntentModel.load(tmp_path, torch.device("cpu"), "onnx")
 
 
-def head_outputs(model: IntentModel, texts: List[str], head: str) -> np.ndarray:
-    """One intent head's log-probabilities alone (`encoder_log_probs` or `ngram_log_probs`)."""
-    inputs = model.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        return getattr(model.network(**inputs), head).numpy()
-
-
 def test_training_can_continue_from_a_trained_model(trained: IntentModel, config: Dict[str, Any]) -> None:
     texts, _ = pairs(HELD_OUT)
     before = trained.confidences(texts)
     # Continuing with a vanishing learning rate must leave the trained network's heads as they were.
     continued = fine_tune(*pairs(TRAIN), config.replace(epochs=1, learning_rate=1e-12), start_from=trained)
     for head in ("encoder_log_probs", "ngram_log_probs"):
-        np.testing.assert_allclose(head_outputs(continued, texts, head), head_outputs(trained, texts, head), atol=1e-5)
+        np.testing.assert_allclose(head_log_probabilities(continued, texts, head), head_log_probabilities(trained, texts, head), atol=1e-5)
     # The heads' weights (and so the calibration) are fitted again, on one epoch's held-out outputs where
     # the first run had cross-fitted them over its 40 (cross_fit.py): close, not equal.
     np.testing.assert_allclose(continued.confidences(texts), before, atol=1e-2)

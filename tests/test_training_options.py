@@ -16,7 +16,7 @@ from bert_intent.held_out import split
 from bert_intent.layers import parameter_groups
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
-from tests.helpers import HELD_OUT, TRAIN, pairs, repeated
+from tests.helpers import HELD_OUT, TRAIN, head_log_probabilities, pairs, repeated
 
 pytestmark = pytest.mark.training
 
@@ -64,13 +64,6 @@ def test_early_stopping_stops_before_the_last_epoch(config: Dict[str, Any]) -> N
     assert summary["epochs_run"] == summary["best_epoch"] + 2
 
 
-def encoder_log_probabilities(model: IntentModel, texts: List[str]) -> np.ndarray:
-    """The encoder head's log-probabilities over the intents (what validation loss and label smoothing see)."""
-    inputs = model.tokenizer(texts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        return model.network(**inputs).encoder_log_probs.numpy()
-
-
 def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], tmp_path: Path) -> None:
     # A learning rate far too high makes validation scores jump around from epoch to epoch.
     overrides = dict(epochs=8, learning_rate=2e-2, lr_scheduler_type="constant", warmup_ratio=0,
@@ -83,7 +76,7 @@ def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], t
     texts, intents = pairs(VALIDATED)
     label_ids = [model.labels.index(intent) for intent in intents]
     _, validation = split(label_ids, 0.34, settings.validate(config).random_seed)
-    log_probabilities = encoder_log_probabilities(model, [texts[index] for index in validation])
+    log_probabilities = head_log_probabilities(model, [texts[index] for index in validation])
     loss = -np.mean([log_probabilities[row, label_ids[index]] for row, index in enumerate(validation)])
     assert loss == pytest.approx(best["validation_loss"], abs=2e-5)  # the returned weights are the best epoch's
 
@@ -109,8 +102,8 @@ def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[
 
 def test_label_smoothing_makes_the_model_less_sure(config: Dict[str, Any]) -> None:
     texts, _ = pairs(HELD_OUT)
-    sharp = np.exp(encoder_log_probabilities(train(config, epochs=10), texts)).max(axis=1).mean()
-    smoothed = np.exp(encoder_log_probabilities(train(config, epochs=10, label_smoothing=0.3), texts)).max(axis=1).mean()
+    sharp = np.exp(head_log_probabilities(train(config, epochs=10), texts)).max(axis=1).mean()
+    smoothed = np.exp(head_log_probabilities(train(config, epochs=10, label_smoothing=0.3), texts)).max(axis=1).mean()
     assert smoothed < sharp - 0.05
 
 
