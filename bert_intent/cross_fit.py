@@ -1,13 +1,13 @@
 """The encoder head's held-out outputs as if its epoch had been chosen without them.
 
 The held-out examples choose the epoch the encoder keeps (its best held-out macro-F1), and then the
-heads' weights. Fitted on that epoch's outputs, those see the encoder at its
-luckiest on the very examples that chose it: on a dozen held-out messages the best of 50 epochs is
-right far more often than the same encoder on new messages (docs/held-out-decisions.md), and the
-weights follow it. Cross-fitting removes that: the held-out examples are split in two halves
-(alternately within each intent), an epoch is chosen on each half by the same rule (on the intents),
-and each example gets the outputs of the epoch the other half chose. (The calibration, which maps the served network's
-scores, is fitted on the served epoch's outputs.)
+heads' weights. Fitted on that epoch's outputs, the weights would see the encoder at its luckiest on
+the very examples that chose it: on a dozen held-out messages the best of 50 epochs is right far more
+often than the same encoder on new messages (docs/held-out-decisions.md). Cross-fitting removes that:
+the held-out examples are split in two halves (alternately within each intent), an epoch is chosen on
+each half by the same rule (on the intents), and each example gets the outputs of the epoch the other
+half chose. (The calibration, which maps the served network's scores, is fitted on the served epoch's
+outputs.)
 """
 
 from typing import Optional, Sequence

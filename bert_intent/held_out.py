@@ -4,10 +4,11 @@ outputs, so every choice that depends on the data or the encoder is this bot's o
 
 Every intent with at least `MIN_EXAMPLES_TO_HOLD_OUT` examples gives `validation_split` of them, at least
 one; the encoder and the closed-form heads train on the rest. The held-out examples choose the best
-epoch (on the encoder head's own score), then, with the encoder's outputs cross-fitted so that they
-are not those of the epoch chosen on them (`cross_fit`), the heads' weights (`combination.fit`) and
-the calibration (`confidence.fit`). Afterwards the closed-form heads and the centroids are fitted again on every example,
-and the recommended threshold is checked against generated gibberish as that served model scores it.
+epoch (on the encoder head's own score), then the heads' weights (`combination.fit`, on the encoder's
+outputs cross-fitted so that they are not those of the epoch chosen on them: `cross_fit`) and the
+calibration (`confidence.fit`, on the served epoch's outputs, the scores it maps). Afterwards the
+closed-form heads and the centroids are fitted again on every example, and the recommended threshold
+is checked against generated gibberish as that served model scores it.
 """
 
 import logging
@@ -116,11 +117,11 @@ def fit(
     fitted = Fitted(intent_ids=intent_ids)
     if len(intent_ids):
         held_out = run(texts)
-        honest = cross_fit.cross_fitted(encoder_log_probs_by_epoch, intent_ids)
-        if honest is None:
-            honest = held_out["encoder_log_probs"]
+        encoder_for_weights = cross_fit.cross_fitted(encoder_log_probs_by_epoch, intent_ids)
+        if encoder_for_weights is None:
+            encoder_for_weights = held_out["encoder_log_probs"]
         if settings.intent_classification and network.config.num_labels > 1:
-            fitted.intents = combination.fit(honest, held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
+            fitted.intents = combination.fit(encoder_for_weights, held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
         if tags:
             fitted.tags, tag_parts = _fit_tags(held_out, tags)
             fitted.parts.update(tag_parts)
