@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import transformers
+from tokenizers import models
 from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizerFast, PreTrainedTokenizerBase
 
 from bert_intent.errors import ModelLoadError
@@ -80,7 +81,29 @@ def load_pretrained(
         ) from error
     finally:
         transformers.logging.set_verbosity(previous_verbosity)
+    _fill_vocabulary_holes(tokenizer)
     return tokenizer, network
+
+
+def _fill_vocabulary_holes(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Give each id a WordPiece vocabulary skips a placeholder token of its own.
+
+    A vocab.txt that lists a token twice (bert-base-chinese's lists 53) leaves the first id without a
+    token. No text ever tokenizes to it, but the tokenizers library then warns at every save that the
+    vocabulary "could be corrupted" (huggingface/tokenizers#1085). The placeholders are bracketed, and
+    BERT's pre-tokenizer splits brackets off, so no text tokenizes to them either.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not isinstance(backend.model, models.WordPiece):
+        return
+    vocabulary = backend.get_vocab(with_added_tokens=False)
+    holes = set(range(max(vocabulary.values(), default=-1) + 1)) - set(vocabulary.values())
+    if holes:
+        vocabulary.update({f"[unused-duplicate-{index}]": index for index in sorted(holes)})
+        backend.model = models.WordPiece(
+            vocabulary, unk_token=backend.model.unk_token, continuing_subword_prefix=backend.model.continuing_subword_prefix,
+            max_input_chars_per_word=backend.model.max_input_chars_per_word,
+        )
 
 
 # A Hugging Face model id: "name" or "organisation/name".

@@ -117,7 +117,8 @@ def fine_tune(
         trainer.train()
         best_epoch.restore(trainer.model)
         history = epoch_history(trainer.state.log_history)
-    network = trainer.model.to(device).eval()
+    # Without the mixed-precision wrapper Trainer put on its forward: what follows is fitted in float32, as served.
+    network = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False).to(device).eval()
     representations = held_out.outputs(network, tokenizer, texts, max_length, settings.batch_size)["representation"]
     network.centroids.fit(torch.from_numpy(representations[train_indices]), [label_ids[index] for index in train_indices])
     fitted = held_out.fit(

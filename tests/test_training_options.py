@@ -119,14 +119,19 @@ def test_gradient_accumulation_takes_fewer_optimizer_steps(config: Dict[str, Any
     assert (single, accumulated) == (2 * 10, 2 * 5)  # 75 examples in batches of 8: 10, or 5 doubled
 
 
-def test_bf16_mixed_precision_trains_on_the_cpu_and_is_recorded(config: Dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+def test_bf16_mixed_precision_trains_on_the_cpu_and_serves_what_it_fitted_in_float32(
+    config: Dict[str, Any], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     with caplog.at_level(logging.INFO, logger="bert_intent"):
-        model = train(config, epochs=20, mixed_precision="bf16")
+        model = train(config, epochs=20, mixed_precision="bf16", quantize=False)
     assert model.summary["precision"] == "bf16" and "on cpu (bf16 mixed precision, batches of similar lengths)" in caplog.text
     texts, intents = pairs(HELD_OUT)
     confidences = model.confidences(texts)
     assert np.isfinite(confidences).all()
     assert np.mean([model.labels[index] == intent for index, intent in zip(confidences.argmax(axis=1), intents)]) >= 0.8
+    model.save(tmp_path)  # the float32 ONNX graph: no bf16 casts left in the trained network
+    served = IntentModel.load(tmp_path, torch.device("cpu"), "onnx").confidences(texts)
+    np.testing.assert_allclose(served, confidences, atol=1e-4)
 
 
 def test_gradient_checkpointing_is_switched_on(config: Dict[str, Any]) -> None:
