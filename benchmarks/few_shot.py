@@ -1,7 +1,7 @@
 """Few-shot intent accuracy: bert-intent with its defaults against Rasa's DIET, through `rasa train nlu`.
 
     .venv/bin/python benchmarks/few_shot.py [--k 5 10 20 all] [--draws 3] [--datasets cais bot]
-                                            [--systems defaults diet before] [--before-ref 6e6f5bd]
+                                            [--systems defaults diet before float32] [--before-ref 6e6f5bd]
                                             [--first-draw 1]
 
 For each dataset, each k (examples per intent, drawn at random from the training split; `all` takes
@@ -12,7 +12,9 @@ with `rasa train nlu` in a fresh subprocess and scores the test split through `A
   pretrained stand-in ../shared/models/zh-bert-mini-proxy;
 - `diet`: JiebaTokenizer + CountVectorsFeaturizer (char_wb, 1-4) + DIETClassifier (100 epochs);
 - `before`: the component as it was at `--before-ref` (exported from git; by default the last one
-  with constant head weights and calibration), also with only `model_name`.
+  with constant head weights and calibration), also with only `model_name`;
+- `float32`: `defaults` with `mixed_precision: "no"`, beside it where the CPU (or GPU) computes bf16
+  and `defaults` trains in bf16 mixed precision (the training log says which).
 
 For `defaults`, each part of the network is also read alone on the same test messages
 (`bert_intent.parts`): the encoder head, the n-gram head and the served model, with the weights and
@@ -95,7 +97,8 @@ def draw(examples: Examples, k: Optional[int], seed: int) -> Examples:
 def pipeline(system: str) -> List[Dict[str, object]]:
     if system == "diet":
         return DIET_PIPELINE
-    return [{"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}]
+    component: Dict[str, object] = {"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}
+    return [{**component, "mixed_precision": "no"} if system == "float32" else component]
 
 
 SEED_KEYS = {"DIETClassifier": "random_seed", "bert_intent.BertIntentClassifier": "random_seed",
@@ -231,14 +234,14 @@ def main() -> None:
     parser.add_argument("--first-draw", type=int, default=1, help="seed of the first draw (the others follow)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--systems", nargs="+", default=["defaults", "diet", "before"],
-                        choices=["defaults", "diet", "before"])
+                        choices=["defaults", "diet", "before", "float32"])
     parser.add_argument("--before-ref", default="6e6f5bd", help="git revision of the `before` component")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if worker_or_skip(arguments.worker, worker):
         return
     with tempfile.TemporaryDirectory(prefix="few-shot-before-") as before:
-        roots = {"defaults": REPOSITORY, "diet": REPOSITORY, "before": Path(before)}
+        roots = {"defaults": REPOSITORY, "diet": REPOSITORY, "before": Path(before), "float32": REPOSITORY}
         if "before" in arguments.systems:
             export_package(arguments.before_ref, before)
         print(f"{'dataset':<8} {'k':>4} {'system':<9} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}  per draw (accuracy)",
@@ -251,7 +254,7 @@ def main() -> None:
                     for seed in range(arguments.first_draw, arguments.first_draw + arguments.draws):
                         job = {"name": f"{dataset} k={k} {system} draw {seed}", "seed": seed, "pipeline": pipeline(system),
                                "train": draw(train, None if k == "all" else int(k), seed), "test": test,
-                               "parts": system == "defaults"}
+                               "parts": system in ("defaults", "float32")}
                         runs.append(run_job(job, roots[system]))
                     median = {key: statistics.median(run[key] for run in runs) for key in ("accuracy", "macro_f1", "seconds")}
                     draws = " ".join(f"{run['accuracy']:.3f}" for run in runs)
