@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch.nn import functional
 
 from bert_intent.combination import minimise
@@ -206,7 +207,7 @@ def evidence_for_two(single: np.ndarray, log_joined: np.ndarray) -> np.ndarray:
 def _probability_of_two(evidence: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         logits = np.where(np.isfinite(evidence), alpha * np.nan_to_num(evidence, neginf=0.0) + beta, -np.inf)
-    return 1 / (1 + np.exp(-logits))
+    return expit(logits)
 
 
 def prior_share(joined_intents: int, single_intents: int, joined_examples: int, single_examples: int, balanced: bool) -> float:

@@ -1,5 +1,6 @@
 """Multi-intents learned from their parts (`multi_intent.py`): the pure parts here, training with the tiny BERT below."""
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -90,6 +91,13 @@ def test_shares_sum_to_at_most_one_and_keep_the_single_intents_order() -> None:
     # A message unlike the training data keeps its "none of them", however sure the decision is of two.
     unknown = multi_intent.shares(np.array([[0.04, 0.03, 0.03]]), np.array([[np.log(0.9 * 0.9)]]), Decision(alpha=5.0, beta=3.0))
     assert unknown.sum() == pytest.approx(0.1)
+
+
+def test_a_pair_far_below_the_whole_reading_is_one_request_without_overflow_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a sharp decision and weak pairs: exp(-logit) would overflow
+        confidences = multi_intent.shares(np.array([[0.9, 0.05]]), np.array([[-30.0]]), Decision(alpha=40.0, beta=0.0))
+    np.testing.assert_allclose(confidences, [[0.9, 0.05, 0.0]])
 
 
 def test_the_decision_is_fitted_weighing_joined_messages_as_the_data_does_and_the_priors_stand_without_messages() -> None:
