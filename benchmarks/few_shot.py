@@ -1,8 +1,8 @@
 """Few-shot intent accuracy: bert-intent with its defaults against Rasa's DIET, through `rasa train nlu`.
 
     .venv/bin/python benchmarks/few_shot.py [--k 5 10 20 all] [--draws 3] [--datasets cais bot]
-                                            [--systems defaults diet before float32] [--before-ref 6e6f5bd]
-                                            [--first-draw 1]
+                                            [--systems defaults diet before float32 options]
+                                            [--before-ref 6e6f5bd] [--options KEY=VALUE ...] [--first-draw 1]
 
 For each dataset, each k (examples per intent, drawn at random from the training split; `all` takes
 every example) and each draw (seeded: the same examples for every system), every system is trained
@@ -14,7 +14,9 @@ with `rasa train nlu` in a fresh subprocess and scores the test split through `A
 - `before`: the component as it was at `--before-ref` (exported from git; by default the last one
   with constant head weights and calibration), also with only `model_name`;
 - `float32`: `defaults` with `mixed_precision: "no"`, beside it where the CPU (or GPU) computes bf16
-  and `defaults` trains in bf16 mixed precision (the training log says which).
+  and `defaults` trains in bf16 mixed precision (the training log says which);
+- `options`: `defaults` with the settings given by `--options` (`validation_split=0.2`; values are
+  read as YAML), to measure a setting's default side by side with today's.
 
 For `defaults`, each part of the network is also read alone on the same test messages
 (`bert_intent.parts`): the encoder head, the n-gram head and the served model, with the weights and
@@ -94,11 +96,23 @@ def draw(examples: Examples, k: Optional[int], seed: int) -> Examples:
     return drawn
 
 
-def pipeline(system: str) -> List[Dict[str, object]]:
+def pipeline(system: str, options: Dict[str, object]) -> List[Dict[str, object]]:
     if system == "diet":
         return DIET_PIPELINE
     component: Dict[str, object] = {"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}
-    return [{**component, "mixed_precision": "no"} if system == "float32" else component]
+    extra = {"float32": {"mixed_precision": "no"}, "options": options}.get(system, {})
+    return [{**component, **extra}]
+
+
+def parse_options(pairs: List[str]) -> Dict[str, object]:
+    """`KEY=VALUE` pairs as component settings, each value read as YAML (`0.2` a number, `no` a string)."""
+    options = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise SystemExit(f"--options takes KEY=VALUE pairs, not {pair!r}")
+        options[key] = value if value == "no" else yaml.safe_load(value)
+    return options
 
 
 SEED_KEYS = {"DIETClassifier": "random_seed", "bert_intent.BertIntentClassifier": "random_seed",
@@ -234,14 +248,17 @@ def main() -> None:
     parser.add_argument("--first-draw", type=int, default=1, help="seed of the first draw (the others follow)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--systems", nargs="+", default=["defaults", "diet", "before"],
-                        choices=["defaults", "diet", "before", "float32"])
+                        choices=["defaults", "diet", "before", "float32", "options"])
     parser.add_argument("--before-ref", default="6e6f5bd", help="git revision of the `before` component")
+    parser.add_argument("--options", nargs="*", default=[], help="KEY=VALUE settings of the `options` system")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if worker_or_skip(arguments.worker, worker):
         return
     with tempfile.TemporaryDirectory(prefix="few-shot-before-") as before:
-        roots = {"defaults": REPOSITORY, "diet": REPOSITORY, "before": Path(before), "float32": REPOSITORY}
+        roots = {"defaults": REPOSITORY, "diet": REPOSITORY, "before": Path(before), "float32": REPOSITORY,
+                 "options": REPOSITORY}
+        options = parse_options(arguments.options)
         if "before" in arguments.systems:
             export_package(arguments.before_ref, before)
         print(f"{'dataset':<8} {'k':>4} {'system':<9} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}  per draw (accuracy)",
@@ -252,9 +269,9 @@ def main() -> None:
                 for system in arguments.systems:
                     runs = []
                     for seed in range(arguments.first_draw, arguments.first_draw + arguments.draws):
-                        job = {"name": f"{dataset} k={k} {system} draw {seed}", "seed": seed, "pipeline": pipeline(system),
+                        job = {"name": f"{dataset} k={k} {system} draw {seed}", "seed": seed, "pipeline": pipeline(system, options),
                                "train": draw(train, None if k == "all" else int(k), seed), "test": test,
-                               "parts": system in ("defaults", "float32")}
+                               "parts": system in ("defaults", "float32", "options")}
                         runs.append(run_job(job, roots[system]))
                     median = {key: statistics.median(run[key] for run in runs) for key in ("accuracy", "macro_f1", "seconds")}
                     draws = " ".join(f"{run['accuracy']:.3f}" for run in runs)

@@ -2,20 +2,24 @@
 
 Each intent k of a message x gets an open-set score from three parts the network computes:
 
-    s_k(x) = log p_k(x) + a * log f_k(x) + b * (cos_k(x) - 1)
+    s_k(x) = log p_k(x) + a * log f_k(x) + b * (cos_max(x) - 1) + c * (cos_k(x) - cos_max(x))
 
 - p_k: the closed-set probability, both heads combined (`combination.py`);
 - f_k: the familiarity, the share of the message's token n-grams seen in intent k's training examples
   (lexical: gibberish, emoji and other languages share few);
 - cos_k: the cosine of the fine-tuned encoder's representation of the message with intent k's
-  centroid (semantic: other topics in familiar words lie away from every intent's examples).
+  centroid, cos_max the largest of them. How near the message is to any intent (b, the same for every
+  intent) moves only "none of them" (semantic: other topics in familiar words lie away from every
+  intent's examples); which centroid is nearest (c) also reorders the intents. The encoder head already
+  ranks the intents by the same representation, with a weight of its own (`combination.py`), so c
+  starts small and counts only as far as the held-out messages show that the centroids rank better.
 
 The confidences are a softmax over the intents' scores and a "none of them" logit,
 `softmax(slope * s_1, ..., slope * s_K, offset)` without its last entry: each intent's probability,
 the rest meaning "none of them". They sum to at most 1, keep the scores' order, and an ambiguous
 message (two intents with equal scores) gets at most half for either.
 
-Fitted per bot, with the constants only as priors (`fit`): a, b, slope and offset together are those
+Fitted per bot, with the constants only as priors (`fit`): a, b, c, slope and offset together are those
 under which the held-out messages' confidences forecast their intents best (least log loss), with
 generated gibberish as "none of them"; the recommended threshold keeps a share of the held-out
 messages, raised (within limits) to catch nearly all of the gibberish.
@@ -33,7 +37,9 @@ from bert_intent.combination import minimise
 
 # Priors of the fit (and its values when nothing is held out). An offset of -3 leaves "none of them" 5 %
 # beside a message that fits one intent perfectly; 0.5 halves the probability an unfamiliar message keeps.
-DEFAULT_FAMILIARITY_WEIGHT, DEFAULT_SIMILARITY_WEIGHT = 1.0, 1.0
+# The centroids' ranking starts at a tenth of the weight of the nearness to any of them: a second
+# reading of the encoder's representation, which the encoder head's weight already counts.
+DEFAULT_FAMILIARITY_WEIGHT, DEFAULT_SIMILARITY_WEIGHT, DEFAULT_RANKING_WEIGHT = 1.0, 1.0, 0.1
 DEFAULT_SLOPE, DEFAULT_OFFSET = 1.0, -3.0
 DEFAULT_THRESHOLD = 0.5
 # Standard deviation of the priors on the log-weights, the log-slope and the offset: wide enough that a
@@ -53,20 +59,21 @@ RELIABILITY_BINS = 10
 
 @dataclass(frozen=True)
 class Calibration:
-    """The open-set score's weights (`familiarity_weight` a, `similarity_weight` b), the confidences'
-    `slope` and `offset`, the recommended FallbackClassifier `threshold`, and how many held-out
-    messages chose them (`fitted_on`, 0: the priors)."""
+    """The open-set score's weights (`familiarity_weight` a, `similarity_weight` b, `ranking_weight`
+    c), the confidences' `slope` and `offset`, the recommended FallbackClassifier `threshold`, and how
+    many held-out messages chose them (`fitted_on`, 0: the priors)."""
 
     familiarity_weight: float = DEFAULT_FAMILIARITY_WEIGHT
     similarity_weight: float = DEFAULT_SIMILARITY_WEIGHT
+    ranking_weight: float = DEFAULT_RANKING_WEIGHT
     slope: float = DEFAULT_SLOPE
     offset: float = DEFAULT_OFFSET
     threshold: float = DEFAULT_THRESHOLD
     fitted_on: int = 0
 
     def parameters(self) -> torch.Tensor:
-        """What the network applies: [familiarity_weight, similarity_weight, slope, offset]."""
-        return torch.tensor([self.familiarity_weight, self.similarity_weight, self.slope, self.offset])
+        """What the network applies: [familiarity_weight, similarity_weight, ranking_weight, slope, offset]."""
+        return torch.tensor([self.familiarity_weight, self.similarity_weight, self.ranking_weight, self.slope, self.offset])
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -93,13 +100,14 @@ def open_scores(
 ) -> torch.Tensor:
     """The open-set scores s_k (see the module docstring); `parameters` as `Calibration.parameters`."""
     log_familiarity = torch.log(familiarity.clamp(min=_LEAST_FAMILIARITY))
-    return closed + parameters[0] * log_familiarity + parameters[1] * (similarity - 1)
+    nearest = similarity.max(dim=-1, keepdim=True).values
+    return closed + parameters[0] * log_familiarity + parameters[1] * (nearest - 1) + parameters[2] * (similarity - nearest)
 
 
 def confidences(scores: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
     """Each intent's probability beside "none of them": softmax(slope * scores, offset) without "none"."""
-    none = (scores[..., :1] * 0 + parameters[3]).to(scores.dtype)
-    return functional.softmax(torch.cat([parameters[2] * scores, none], dim=-1), dim=-1)[..., :-1]
+    none = (scores[..., :1] * 0 + parameters[4]).to(scores.dtype)
+    return functional.softmax(torch.cat([parameters[3] * scores, none], dim=-1), dim=-1)[..., :-1]
 
 
 def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, keep: float) -> Calibration:
@@ -114,15 +122,16 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
     targets = torch.as_tensor(intent_ids, dtype=torch.long)
     gibberish_weight = _GIBBERISH_SHARE * len(intent_ids) / max(1, len(gibberish_parts.closed))
     prior = Calibration()
-    # Optimised: log familiarity weight, log similarity weight, log slope, offset.
+    # Optimised: the logarithms of the three weights and of the slope, and the offset.
     start = torch.tensor(
-        [np.log(prior.familiarity_weight), np.log(prior.similarity_weight), np.log(prior.slope), prior.offset], dtype=torch.float64
+        [*np.log([prior.familiarity_weight, prior.similarity_weight, prior.ranking_weight, prior.slope]), prior.offset],
+        dtype=torch.float64,
     )
 
     held_out_tensors, gibberish_tensors = parts.tensors(), gibberish_parts.tensors()
 
     def loss(values: torch.Tensor) -> torch.Tensor:
-        parameters = torch.cat([values[:3].clamp(-_LARGEST_LOG, _LARGEST_LOG).exp(), values[3:]])
+        parameters = torch.cat([values[:4].clamp(-_LARGEST_LOG, _LARGEST_LOG).exp(), values[4:]])
         held_out = confidences(open_scores(*held_out_tensors, parameters), parameters)
         log_loss = -torch.log(held_out.gather(1, targets[:, None]).clamp(min=1e-12)).sum()
         if len(gibberish_parts.closed):
@@ -131,8 +140,8 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
         return log_loss + ((values - start) / _PRIOR_SCALE).square().sum() / 2
 
     values = minimise(loss, start)
-    familiarity_weight, similarity_weight, slope = values[:3].clamp(-_LARGEST_LOG, _LARGEST_LOG).exp().tolist()
-    fitted = Calibration(familiarity_weight, similarity_weight, slope, float(values[3]), fitted_on=len(intent_ids))
+    familiarity_weight, similarity_weight, ranking_weight, slope = values[:4].clamp(-_LARGEST_LOG, _LARGEST_LOG).exp().tolist()
+    fitted = Calibration(familiarity_weight, similarity_weight, ranking_weight, slope, float(values[4]), fitted_on=len(intent_ids))
     gibberish_top = apply(fitted, gibberish_parts).max(axis=1, initial=0.0)
     return replace(fitted, threshold=recommended_threshold(apply(fitted, parts).max(axis=1), gibberish_top, keep))
 

@@ -31,7 +31,7 @@ TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
 # 8: the network reads a message's parts (input part_mask); 7: the closed-form heads as named modules (parameter names changed); 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
 # 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 
 
 @dataclass

@@ -107,13 +107,39 @@ def test_confidences_keep_the_order_sum_to_at_most_one_and_split_between_equal_i
     assert values[2].max() < Calibration().threshold < values[0].max()  # unfamiliar: "none of them"
 
 
+def test_nearness_to_any_centroid_moves_none_of_them_and_the_ranking_weight_reorders() -> None:
+    closed = torch.log(torch.tensor([[0.6, 0.4]], dtype=torch.float64))
+    near, far = torch.tensor([[0.5, 0.9]], dtype=torch.float64), torch.tensor([[0.1, 0.5]], dtype=torch.float64)
+    familiar = torch.ones_like(closed)
+    without_ranking = Calibration(ranking_weight=1e-6).parameters().double()
+    scores = [confidence.open_scores(closed, familiar, similarity, without_ranking) for similarity in (near, far)]
+    assert scores[0].argmax() == 0 and (scores[0] - scores[1]).allclose(torch.full((1, 2), 0.4, dtype=torch.float64))
+    ranking = Calibration(ranking_weight=2.0).parameters().double()
+    assert confidence.open_scores(closed, familiar, near, ranking).argmax() == 1  # the nearer centroid wins
+
+
+def test_held_out_messages_where_the_centroids_rank_better_earn_their_weight() -> None:
+    generator = np.random.default_rng(4)
+    truth = generator.integers(0, 4, 300)
+    closed = np.log(np.full((300, 4), 0.25))  # the heads cannot tell the intents apart
+    similarity = generator.uniform(0.2, 0.5, (300, 4))
+    similarity[np.arange(300), truth] += 0.4  # the true intent's centroid is nearest
+    held_out = ScoreParts(closed, np.ones_like(closed), similarity)
+    gibberish = ScoreParts(np.log(np.full((50, 4), 0.25)), np.full((50, 4), 0.01), np.zeros((50, 4)))
+    fitted = confidence.fit(held_out, truth, gibberish, keep=0.95)
+    assert fitted.ranking_weight > 10 * confidence.DEFAULT_RANKING_WEIGHT
+    assert np.mean(confidence.apply(fitted, held_out).argmax(axis=1) == truth) > 0.95
+    unhelpful = ScoreParts(held_out.closed, held_out.familiarity, generator.uniform(0.2, 0.9, (300, 4)))
+    assert confidence.fit(unhelpful, truth, gibberish, keep=0.95).ranking_weight < confidence.DEFAULT_RANKING_WEIGHT * 2
+
+
 def test_expected_calibration_error_of_known_cases() -> None:
     assert confidence.expected_calibration_error([0.8] * 10, [True] * 8 + [False] * 2) == pytest.approx(0.0)
     assert confidence.expected_calibration_error([0.95, 0.95], [False, False]) == pytest.approx(0.95)
 
 
 def test_calibration_round_trips_through_a_dict() -> None:
-    calibration = Calibration(1.5, 0.7, 1.2, -2.5, 0.42, 120)
+    calibration = Calibration(1.5, 0.7, 0.3, 1.2, -2.5, 0.42, 120)
     assert Calibration.from_dict(calibration.to_dict()) == calibration
 
 
