@@ -105,13 +105,14 @@ def pipeline(system: str, options: Dict[str, object]) -> List[Dict[str, object]]
 
 
 def parse_options(pairs: List[str]) -> Dict[str, object]:
-    """`KEY=VALUE` pairs as component settings, each value read as YAML (`0.2` a number, `no` a string)."""
+    """`KEY=VALUE` pairs as component settings, each value read as YAML (`0.2` a number; quote a string
+    YAML would read otherwise: `mixed_precision='"no"'`)."""
     options = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator:
             raise SystemExit(f"--options takes KEY=VALUE pairs, not {pair!r}")
-        options[key] = value if value == "no" else yaml.safe_load(value)
+        options[key] = yaml.safe_load(value)
     return options
 
 
@@ -256,8 +257,6 @@ def main() -> None:
     if worker_or_skip(arguments.worker, worker):
         return
     with tempfile.TemporaryDirectory(prefix="few-shot-before-") as before:
-        roots = {"defaults": REPOSITORY, "diet": REPOSITORY, "before": Path(before), "float32": REPOSITORY,
-                 "options": REPOSITORY}
         options = parse_options(arguments.options)
         if "before" in arguments.systems:
             export_package(arguments.before_ref, before)
@@ -271,8 +270,8 @@ def main() -> None:
                     for seed in range(arguments.first_draw, arguments.first_draw + arguments.draws):
                         job = {"name": f"{dataset} k={k} {system} draw {seed}", "seed": seed, "pipeline": pipeline(system, options),
                                "train": draw(train, None if k == "all" else int(k), seed), "test": test,
-                               "parts": system in ("defaults", "float32", "options")}
-                        runs.append(run_job(job, roots[system]))
+                               "parts": system not in ("diet", "before")}
+                        runs.append(run_job(job, Path(before) if system == "before" else REPOSITORY))
                     median = {key: statistics.median(run[key] for run in runs) for key in ("accuracy", "macro_f1", "seconds")}
                     draws = " ".join(f"{run['accuracy']:.3f}" for run in runs)
                     print(f"{dataset:<8} {k:>4} {system:<9} {median['accuracy']:>8.3f} {median['macro_f1']:>8.3f} "
