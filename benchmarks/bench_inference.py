@@ -89,10 +89,10 @@ def main() -> None:
 def build_archives(storage: Path, checkpoint: str) -> Dict[str, float]:
     """Save the network as the component does, int8 and fp32; return each Rasa archive's size (MB)."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel
 
     from bert_intent import settings
-    from bert_intent.checkpoints import load_pretrained
+    from bert_intent.checkpoints import bert_tokenizer, load_pretrained
     from bert_intent.model import IntentModel
     from bert_intent.network import IntentNetwork
 
@@ -101,7 +101,7 @@ def build_archives(storage: Path, checkpoint: str) -> Dict[str, float]:
     else:
         torch.manual_seed(0)
         vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(code) for code in range(0x4E00, 0x4E00 + 21123)]
-        tokenizer = BertTokenizerFast(vocab={token: index for index, token in enumerate(vocabulary)})
+        tokenizer = bert_tokenizer({token: index for index, token in enumerate(vocabulary)})
         network = IntentNetwork(BertModel(BertConfig(**BERT_BASE_CHINESE)), len(INTENTS))
     sizes = {}
     for name, quantize in (("int8", True), ("float32", False)):

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import List
 
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertConfig, BertModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bert_intent import entities  # noqa: E402
+from bert_intent.checkpoints import bert_tokenizer  # noqa: E402
 from bert_intent.entities import EntityType  # noqa: E402
 from bert_intent.model import IntentModel  # noqa: E402
 from bert_intent.network import IntentNetwork  # noqa: E402
@@ -48,7 +49,7 @@ def model(directory: Path, num_types: int) -> IntentModel:
             network.tag_ngrams.weights.normal_()
     characters = sorted({character for message in MESSAGES for character in message})
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *characters]
-    tokenizer = BertTokenizerFast(vocab={token: index for index, token in enumerate(vocabulary)})
+    tokenizer = bert_tokenizer({token: index for index, token in enumerate(vocabulary)})
     IntentModel(INTENTS, validate({}), tokenizer, network, entity_types=types).save(directory)
     return IntentModel.load(directory, torch.device("cpu"), "onnx")
 

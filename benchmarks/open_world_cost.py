@@ -22,6 +22,7 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bert_intent import onnx_network  # noqa: E402
+from bert_intent.checkpoints import bert_tokenizer  # noqa: E402
 from bert_intent.network import IntentNetwork  # noqa: E402
 
 INTENTS = 14
@@ -47,11 +48,10 @@ def network(with_familiarity: bool) -> IntentNetwork:
     return model.eval()
 
 
-def tokenizer(directory: Path) -> BertTokenizerFast:
+def tokenizer() -> BertTokenizerFast:
     characters = sorted({character for message in MESSAGES for character in message})
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *characters]
-    (directory / "vocab.txt").write_text("\n".join(vocabulary), encoding="utf-8")
-    return BertTokenizerFast(vocab={token: index for index, token in enumerate(vocabulary)})
+    return bert_tokenizer({token: index for index, token in enumerate(vocabulary)})
 
 
 def p50_ms(session: object, inputs: List[dict]) -> float:
@@ -70,7 +70,7 @@ def main() -> None:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="open-world-cost-") as scratch:
         directory = Path(scratch)
-        encode = tokenizer(directory)
+        encode = tokenizer()
         names = ["input_ids", "attention_mask", "token_type_ids"]
         sessions = {}
         for label, with_familiarity in (("with familiarity", True), ("without", False)):

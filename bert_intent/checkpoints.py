@@ -6,11 +6,13 @@ it is less accurate than a fine-tuned pretrained checkpoint.
 """
 
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import transformers
 from tokenizers import models
+from packaging.version import Version
 from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizerFast, PreTrainedTokenizerBase
 
 from bert_intent.errors import ModelLoadError
@@ -24,6 +26,18 @@ SIZE_PRESETS: Dict[str, Dict[str, int]] = {
     "small": {"num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048},
 }
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_TRANSFORMERS_5 = Version(transformers.__version__).major >= 5
+
+
+def bert_tokenizer(vocabulary: Dict[str, int]) -> BertTokenizerFast:
+    """BERT's fast tokenizer over `vocabulary` (token: id). transformers 5 builds it from the dict and
+    ignores `vocab_file=`; transformers 4 (Python 3.8 and 3.9) reads only a vocab.txt."""
+    if _TRANSFORMERS_5:
+        return BertTokenizerFast(vocab=vocabulary)
+    with tempfile.TemporaryDirectory(prefix="bert-intent-vocabulary-") as directory:
+        path = Path(directory) / "vocab.txt"
+        path.write_text("".join(f"{token}\n" for token in sorted(vocabulary, key=vocabulary.__getitem__)), encoding="utf-8")
+        return BertTokenizerFast(vocab_file=str(path))
 
 
 def character_vocabulary(texts: Sequence[str]) -> Dict[str, int]:
@@ -32,8 +46,7 @@ def character_vocabulary(texts: Sequence[str]) -> Dict[str, int]:
     Chinese characters and punctuation become single tokens; other words are spelled with a first
     character and `##` continuations, so no character of the training texts becomes `[UNK]`.
     """
-    # transformers 5 builds the tokenizer from `vocab=` (a dict); `vocab_file=` would be ignored.
-    splitter = BertTokenizerFast(vocab={token: index for index, token in enumerate(SPECIAL_TOKENS)})
+    splitter = bert_tokenizer({token: index for index, token in enumerate(SPECIAL_TOKENS)})
     normalizer = splitter.backend_tokenizer.normalizer
     pre_tokenizer = splitter.backend_tokenizer.pre_tokenizer
     pieces = set()
@@ -49,7 +62,7 @@ def build_from_scratch(
 ) -> Tuple[BertTokenizerFast, IntentNetwork]:
     """A tokenizer for `texts` and a randomly initialised `size` BERT with heads for `labels` and
     `num_tags` entity tags."""
-    tokenizer = BertTokenizerFast(vocab=character_vocabulary(texts))
+    tokenizer = bert_tokenizer(character_vocabulary(texts))
     config = BertConfig(vocab_size=len(tokenizer.get_vocab()), max_position_embeddings=max_length, **SIZE_PRESETS[size])
     return tokenizer, IntentNetwork(BertModel(config), len(labels), num_tags)
 

@@ -113,7 +113,8 @@ class KeepBestEpoch(TrainerCallback):
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Dict[str, float], model: Any = None, **kwargs: Any) -> None:
         scores = metrics["eval_selection_score"], metrics["eval_loss"]
         if improves(*scores, self.best_scores):
-            self.best_scores, self.best_epoch, self.epochs_without_improvement = scores, round(state.epoch), 0
+            # transformers 4 leaves `state.epoch` None for an evaluation before any training: epoch 0.
+            self.best_scores, self.best_epoch, self.epochs_without_improvement = scores, round(state.epoch or 0), 0
             self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
         else:
             self.epochs_without_improvement += 1

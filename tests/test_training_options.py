@@ -78,7 +78,10 @@ def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], t
     _, validation = split(label_ids, 0.34, settings.validate(config).random_seed)
     log_probabilities = head_log_probabilities(model, [texts[index] for index in validation])
     loss = -np.mean([log_probabilities[row, label_ids[index]] for row, index in enumerate(validation)])
-    assert loss == pytest.approx(best["validation_loss"], abs=2e-5)  # the returned weights are the best epoch's
+    # The returned weights are the best epoch's: their loss is that epoch's (up to the rounding of the
+    # kernels torch picks, which differs between versions), far nearer it than any other epoch's.
+    nearest = min(history.values(), key=lambda row: abs(row["validation_loss"] - loss))
+    assert nearest["epoch"] == best["epoch"] and loss == pytest.approx(best["validation_loss"], abs=1e-4)
 
 
 def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[str, Any]) -> None:
