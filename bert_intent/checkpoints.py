@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import transformers
-from tokenizers import models
 from packaging.version import Version
+from tokenizers import models
 from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizerFast, PreTrainedTokenizerBase
 
 from bert_intent.errors import ModelLoadError
@@ -26,13 +26,14 @@ SIZE_PRESETS: Dict[str, Dict[str, int]] = {
     "small": {"num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048},
 }
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-_TRANSFORMERS_5 = Version(transformers.__version__).major >= 5
+# transformers 5 changed how a tokenizer is built from a vocabulary and some of Trainer's arguments.
+TRANSFORMERS_5 = Version(transformers.__version__).major >= 5
 
 
 def bert_tokenizer(vocabulary: Dict[str, int]) -> BertTokenizerFast:
     """BERT's fast tokenizer over `vocabulary` (token: id). transformers 5 builds it from the dict and
     ignores `vocab_file=`; transformers 4 (Python 3.8 and 3.9) reads only a vocab.txt."""
-    if _TRANSFORMERS_5:
+    if TRANSFORMERS_5:
         return BertTokenizerFast(vocab=vocabulary)
     with tempfile.TemporaryDirectory(prefix="bert-intent-vocabulary-") as directory:
         path = Path(directory) / "vocab.txt"

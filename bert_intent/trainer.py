@@ -6,14 +6,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import transformers
-from packaging.version import Version
 from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional
 from transformers import EvalPrediction, PreTrainedTokenizerBase, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
 from bert_intent import entities, schedule
+from bert_intent.checkpoints import TRANSFORMERS_5
 from bert_intent.encoding import PadWithTags
 from bert_intent.layers import parameter_groups
 from bert_intent.network import IntentNetwork, IntentOutput
@@ -23,8 +22,7 @@ from bert_intent.settings import Settings
 # transformers 4 is what Python 3.8/3.9 get. transformers 5 reads a float `warmup_steps` below 1 as a
 # ratio and dropped `warmup_ratio`, and names the length-grouped sampler by `train_sampling_strategy`
 # where 4 has a `group_by_length` flag.
-_TRANSFORMERS_5 = Version(transformers.__version__).major >= 5
-_WARMUP_KEY = "warmup_steps" if _TRANSFORMERS_5 else "warmup_ratio"
+_WARMUP_KEY = "warmup_steps" if TRANSFORMERS_5 else "warmup_ratio"
 
 # On a macro-F1 tie, validation loss (mean cross-entropy, nats) must fall by at least this much to count
 # as an improvement: once every example is right it otherwise keeps creeping down by a hair each epoch,
@@ -218,7 +216,7 @@ def build_trainer(
 def _sampling(group_by_length: bool) -> Dict[str, Any]:
     """The training sampler's argument: batches of similar lengths (transformers' LengthGroupedSampler:
     random chunks of up to 50 batches, sorted by length within each) or plain random ones."""
-    if _TRANSFORMERS_5:
+    if TRANSFORMERS_5:
         return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
     return {"group_by_length": group_by_length}
 
