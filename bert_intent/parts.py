@@ -49,21 +49,26 @@ def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -
 
 def evaluate_entities(
     model: IntentModel, texts: Sequence[str], annotations: Sequence[Sequence[Dict[str, Any]]]
-) -> Dict[str, float]:
+) -> Dict[str, Any]:
     """Span F1 of each tag head alone and of both combined (each token's most probable tag; Rasa's
-    entity dicts as `annotations`, one list per text), and the weights training chose."""
+    entity dicts as `annotations`, one list per text), the number of annotations skipped because the
+    model does not know their entity type (no head can tag them), and the weights training chose."""
     if not model.entity_types:
         raise BertIntentError("This model extracts no entities: it has no tag heads to compare.")
+    known = set(model.entity_types)
+    kept = [[annotation for annotation in text_annotations if entities.EntityType.of(annotation) in known]
+            for text_annotations in annotations]
     max_length = model.settings.max_length
     offsets = model.tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)["offset_mapping"]
     truth = [entities.token_tags(text, text_offsets, text_annotations, model.entity_types)[0]
-             for text, text_offsets, text_annotations in zip(texts, offsets, annotations)]
+             for text, text_offsets, text_annotations in zip(texts, offsets, kept)]
     outputs = held_out.outputs(model.network, model.tokenizer, texts, max_length, model.settings.batch_size)
-    result = {
+    result: Dict[str, Any] = {
         f"{part}_entity_f1": entities.span_f1(truth, [log_probs.argmax(axis=-1) for log_probs in outputs[name]])
         for part, name in (("encoder", "encoder_tag_log_probs"), ("ngrams", "ngram_tag_log_probs"), ("served", "tag_logits"))
     }
-    return {**result, "tag_weights": model.combinations[1].to_dict()}
+    skipped = sum(map(len, annotations)) - sum(map(len, kept))
+    return {**result, "skipped_entities": skipped, "tag_weights": model.combinations[1].to_dict()}
 
 
 def load_from_archive(archive: Path, scratch: Path) -> IntentModel:

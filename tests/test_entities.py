@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bert_intent import entities
+from bert_intent import entities, parts
 from bert_intent.entities import IGNORED, OUTSIDE, EntityType
 from bert_intent.errors import BertIntentError
 from bert_intent.model import IntentModel
@@ -178,3 +178,12 @@ def test_continuing_with_changed_entity_types_names_them(trained: IntentModel, t
     renamed = [[{**a, "entity": "hour"} if a["entity"] == "time" else a for a in message] for message in annotations]
     with pytest.raises(BertIntentError, match=r"entity types changed \(added: hour; removed: time\)"):
         fine_tune(texts, intents, validate(tiny_settings), start_from=trained, annotations=renamed)
+
+
+@pytest.mark.training
+def test_the_parts_skip_and_count_entity_types_the_model_does_not_know(trained: IntentModel) -> None:
+    texts, _, annotations = annotated(ENTITY_HELD_OUT)
+    unknown = [message + [{"start": 0, "end": 1, "value": texts[row][0], "entity": "weather"}] if row % 2 == 0 else message
+               for row, message in enumerate(annotations)]
+    with_unknown = parts.evaluate_entities(trained, texts, unknown)
+    assert with_unknown == {**parts.evaluate_entities(trained, texts, annotations), "skipped_entities": (len(texts) + 1) // 2}
