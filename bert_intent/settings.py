@@ -114,7 +114,10 @@ KEYS: Dict[str, _Key] = {
     "gradient_accumulation_steps": _Key(1, "a positive integer", _int_at_least(1)),
     "gradient_checkpointing": _Key(False, "true or false", _bool),
     "validation_split": _Key(0.1, "a number in [0, 1) (0 turns validation off)", _fraction),
-    "early_stopping_patience": _Key(3, "an integer >= 0 (0 turns early stopping off)", _int_at_least(0)),
+    # 0: the plan (about 500 optimizer steps) runs to its end and the best epoch is kept. Stopping after a
+    # few epochs without a better held-out macro-F1 cut CAIS (75 % of intents, seed 2) at epoch 4 of 8:
+    # the score dips while the learning rate is at its peak, and the encoder kept was 17 points worse.
+    "early_stopping_patience": _Key(0, "an integer >= 0 (0: the plan runs to its end)", _int_at_least(0)),
     "intent_classification": _Key(True, "true or false (false: only entities are extracted)", _bool),
     "entity_recognition": _Key(
         True, "true (entities are learned when the training data annotates any) or false", _bool
