@@ -65,8 +65,9 @@ def token_tags(
     types: Sequence[EntityType],
 ) -> Tuple[List[int], List[str]]:
     """The tag of every token (IGNORED for special tokens, whose offsets are (0, 0)) and a description
-    of each annotation that cannot be learned from: bad offsets, an overlap with an earlier one, a
-    boundary inside a token, or no token (cut off at max_length, or only characters the tokenizer drops)."""
+    of each annotation that cannot be learned from: an entity type not in `types`, bad offsets, an
+    overlap with an earlier one, a boundary inside a token, or no token (cut off at max_length, or only
+    characters the tokenizer drops)."""
     type_index = {entity_type: index for index, entity_type in enumerate(types)}
     tags = [OUTSIDE if end > start else IGNORED for start, end in offsets]
     taken = [False] * len(text)
@@ -74,6 +75,9 @@ def token_tags(
     for annotation in sorted(annotations, key=lambda item: (item.get("start", 0), item.get("end", 0))):
         start, end = annotation.get("start"), annotation.get("end")
         described = f"'{annotation.get('value', '')}' ({annotation.get('entity')})"
+        if EntityType.of(annotation) not in type_index:
+            problems.append(f"{described} is of an entity type this model does not know")
+            continue
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
             problems.append(f"{described} has character offsets {start}-{end} outside the text")
             continue

@@ -51,6 +51,7 @@ def test_tags_come_from_character_offsets(tokenizer: Any) -> None:
         ("hello北京", {"start": 0, "end": 3, "value": "hel", "entity": "city"}, "inside a token"),
         ("北京天气" + "好" * 30, {"start": 20, "end": 22, "value": "好好", "entity": "city"}, "past max_length"),
         ("北京 天气", {"start": 2, "end": 3, "value": " ", "entity": "city"}, "covers no token"),
+        ("北京天气", {"start": 0, "end": 2, "value": "北京", "entity": "country"}, "does not know"),
     ],
 )
 def test_annotations_that_cannot_be_learned_are_described(tokenizer: Any, text: str, annotation: Dict[str, Any], problem: str) -> None:
