@@ -55,19 +55,18 @@ def evaluate_entities(
     model does not know their entity type (no head can tag them), and the weights training chose."""
     if not model.entity_types:
         raise BertIntentError("This model extracts no entities: it has no tag heads to compare.")
+    # `token_tags` leaves annotations of unknown types untagged (as problems); they are counted here.
     known = set(model.entity_types)
-    kept = [[annotation for annotation in text_annotations if entities.EntityType.of(annotation) in known]
-            for text_annotations in annotations]
+    skipped = sum(entities.EntityType.of(annotation) not in known for message in annotations for annotation in message)
     max_length = model.settings.max_length
     offsets = model.tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)["offset_mapping"]
     truth = [entities.token_tags(text, text_offsets, text_annotations, model.entity_types)[0]
-             for text, text_offsets, text_annotations in zip(texts, offsets, kept)]
+             for text, text_offsets, text_annotations in zip(texts, offsets, annotations)]
     outputs = held_out.outputs(model.network, model.tokenizer, texts, max_length, model.settings.batch_size)
     result: Dict[str, Any] = {
         f"{part}_entity_f1": entities.span_f1(truth, [log_probs.argmax(axis=-1) for log_probs in outputs[name]])
         for part, name in (("encoder", "encoder_tag_log_probs"), ("ngrams", "ngram_tag_log_probs"), ("served", "tag_logits"))
     }
-    skipped = sum(map(len, annotations)) - sum(map(len, kept))
     return {**result, "skipped_entities": skipped, "tag_weights": model.combinations[1].to_dict()}
 
 
