@@ -27,7 +27,7 @@ messages, raised (within limits) to catch nearly all of the gibberish.
 
 import random
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -167,15 +167,20 @@ def apply(calibration: Calibration, parts: ScoreParts) -> np.ndarray:
         return confidences(open_scores(*parts.tensors(), parameters), parameters).numpy()
 
 
-def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = RELIABILITY_BINS) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their share of messages."""
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = RELIABILITY_BINS, weights: Optional[Sequence[float]] = None
+) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their share of messages
+    (each message counting its `weights` entry, 1 without)."""
     confidences = np.asarray(confidences, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
+    weights = np.ones_like(confidences) if weights is None else np.asarray(weights, dtype=np.float64)
     bin_ids = np.minimum((confidences * bins).astype(int), bins - 1)
     error = 0.0
     for bin_id in np.unique(bin_ids):
         members = bin_ids == bin_id
-        error += members.mean() * abs(correct[members].mean() - confidences[members].mean())
+        share = weights[members].sum() / weights.sum()
+        error += share * abs(np.average(correct[members], weights=weights[members]) - np.average(confidences[members], weights=weights[members]))
     return float(error)
 
 

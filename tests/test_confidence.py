@@ -136,6 +136,9 @@ def test_held_out_messages_where_the_centroids_rank_better_earn_their_weight() -
 def test_expected_calibration_error_of_known_cases() -> None:
     assert confidence.expected_calibration_error([0.8] * 10, [True] * 8 + [False] * 2) == pytest.approx(0.0)
     assert confidence.expected_calibration_error([0.95, 0.95], [False, False]) == pytest.approx(0.95)
+    # A message weighing 3 counts as three copies of it.
+    weighted = confidence.expected_calibration_error([0.9, 0.6, 0.3], [True, False, True], weights=[3, 1, 2])
+    assert weighted == pytest.approx(confidence.expected_calibration_error([0.9] * 3 + [0.6] + [0.3] * 2, [True] * 3 + [False] + [True] * 2))
 
 
 def test_calibration_round_trips_through_a_dict() -> None:
