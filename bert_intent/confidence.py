@@ -171,14 +171,14 @@ def expected_calibration_error(
     confidences: Sequence[float], correct: Sequence[bool], bins: int = RELIABILITY_BINS, weights: Optional[Sequence[float]] = None
 ) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their share of messages
-    (each message counting its `weights` entry, 1 without)."""
+    (each message counting its `weights` entry, 1 without; messages of weight 0 do not count)."""
     confidences = np.asarray(confidences, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
     weights = np.ones_like(confidences) if weights is None else np.asarray(weights, dtype=np.float64)
     bin_ids = np.minimum((confidences * bins).astype(int), bins - 1)
     error = 0.0
-    for bin_id in np.unique(bin_ids):
-        members = bin_ids == bin_id
+    for bin_id in np.unique(bin_ids[weights > 0]):
+        members = (bin_ids == bin_id) & (weights > 0)
         share = weights[members].sum() / weights.sum()
         error += share * abs(np.average(correct[members], weights=weights[members]) - np.average(confidences[members], weights=weights[members]))
     return float(error)

@@ -139,6 +139,7 @@ def test_expected_calibration_error_of_known_cases() -> None:
     # A message weighing 3 counts as three copies of it.
     weighted = confidence.expected_calibration_error([0.9, 0.6, 0.3], [True, False, True], weights=[3, 1, 2])
     assert weighted == pytest.approx(confidence.expected_calibration_error([0.9] * 3 + [0.6] + [0.3] * 2, [True] * 3 + [False] + [True] * 2))
+    assert confidence.expected_calibration_error([0.9, 0.2], [True, True], weights=[1, 0]) == pytest.approx(0.1)
 
 
 def test_calibration_round_trips_through_a_dict() -> None:
