@@ -24,7 +24,8 @@ the epoch training chose (`best epoch / planned`).
 
 Datasets: `cais` (../shared/datasets/cais: train.csv / test.csv; test messages of intents absent from
 a draw are left out) and `bot` (example_bot/data/nlu.yml / example_bot/tests/nlu_test.yml). The table
-gives medians over the draws of accuracy, macro-F1 and `rasa train nlu` seconds. Without ../shared (or
+gives medians over the draws of accuracy, macro-F1 and `rasa train nlu` seconds, then each draw's
+accuracy / macro-F1 (so that runs over other draws, `--first-draw`, can be pooled). Without ../shared (or
 $SHARED_DIR) the script says so and exits.
 """
 
@@ -260,7 +261,7 @@ def main() -> None:
         options = parse_options(arguments.options)
         if "before" in arguments.systems:
             export_package(arguments.before_ref, before)
-        print(f"{'dataset':<8} {'k':>4} {'system':<9} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}  per draw (accuracy)",
+        print(f"{'dataset':<8} {'k':>4} {'system':<9} {'accuracy':>8} {'macro-F1':>8} {'train s':>8}  per draw (accuracy/macro-F1)",
               flush=True)
         for dataset in arguments.datasets:
             train, test = DATASETS[dataset]()
@@ -273,7 +274,7 @@ def main() -> None:
                                "parts": system not in ("diet", "before")}
                         runs.append(run_job(job, Path(before) if system == "before" else REPOSITORY))
                     median = {key: statistics.median(run[key] for run in runs) for key in ("accuracy", "macro_f1", "seconds")}
-                    draws = " ".join(f"{run['accuracy']:.3f}" for run in runs)
+                    draws = " ".join(f"{run['accuracy']:.3f}/{run['macro_f1']:.3f}" for run in runs)
                     print(f"{dataset:<8} {k:>4} {system:<9} {median['accuracy']:>8.3f} {median['macro_f1']:>8.3f} "
                           f"{median['seconds']:>8.0f}  {draws}{parts_cell(runs)}", flush=True)
 
