@@ -33,7 +33,7 @@ Columns (medians over seeds; each seed's numbers are printed as it ends):
   not compared (synonym mapping does not matter);
 - `frame`: share of test messages with the right intent AND exactly the gold set of spans;
 - `train s`: seconds of `rasa train nlu`;
-- for `ours`, printed per seed: the span F1 of each tag head alone and of both combined on the test
+- for `ours` and `offline`, printed per seed: the span F1 of each tag head alone and of both combined on the test
   messages (each token's most probable tag, `bert_intent.parts`) and the tag weights training chose;
 - `misaligned`: training messages Rasa warned about ("Misaligned entity annotation": an entity whose
   boundaries are not token boundaries of the pipeline's tokenizer, so that the extractor cannot learn
@@ -153,7 +153,7 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
                     for result in results]
 
         predicted = asyncio.run(parse(job["test"]))
-        tag_parts = read_tag_parts(Path(model), scratch, job) if job["system"] == "ours" else {}
+        tag_parts = read_tag_parts(Path(model), scratch, job) if job["system"] in ("ours", "offline") else {}
     misaligned = sum("Misaligned entity annotation" in str(warning.message) for warning in caught)
     return {"predicted": predicted, "seconds": seconds, "misaligned": misaligned, "parts": tag_parts}
 
