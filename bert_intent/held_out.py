@@ -58,8 +58,9 @@ def split(label_ids: Sequence[int], fraction: float, seed: int) -> Tuple[List[in
 class Fitted:
     """What the held-out examples chose, and how each part of the network did on them: `parts` has the
     intent accuracy of the encoder head, the n-gram head and the served confidences (and, with entities,
-    the span F1 of each tag head and of both combined); `confidences` of the held-out examples under the
-    calibration."""
+    the span F1 of each tag head and of both combined; with epochs to cross-fit, `encoder_cross_fitted`:
+    the encoder head's from the epoch the other half chose, free of the luck of the epoch chosen on the
+    examples it is scored on); `confidences` of the held-out examples under the calibration."""
 
     intents: Combination = combination.INTENT_PRIOR
     tags: Combination = combination.TAG_PRIOR
@@ -117,9 +118,8 @@ def fit(
     fitted = Fitted(intent_ids=intent_ids)
     if len(intent_ids):
         held_out = run(texts)
-        encoder_for_weights = cross_fit.cross_fitted(encoder_log_probs_by_epoch, intent_ids)
-        if encoder_for_weights is None:
-            encoder_for_weights = held_out["encoder_log_probs"]
+        cross_fitted = cross_fit.cross_fitted(encoder_log_probs_by_epoch, intent_ids)
+        encoder_for_weights = held_out["encoder_log_probs"] if cross_fitted is None else cross_fitted
         if settings.intent_classification and network.config.num_labels > 1:
             fitted.intents = combination.fit(encoder_for_weights, held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
         if tags:
@@ -133,6 +133,8 @@ def fit(
             ngrams=combination.accuracy(held_out["ngram_log_probs"], intent_ids),
             served=combination.accuracy(fitted.confidences, intent_ids),
         )
+        if cross_fitted is not None:
+            fitted.parts.update(encoder_cross_fitted=combination.accuracy(cross_fitted, intent_ids))
     return fitted
 
 

@@ -127,11 +127,18 @@ def summary_line(summary: Dict[str, Any]) -> str:
     return line + (
         f"; kept epoch {summary['best_epoch']}, the best of the encoder head's own held-out macro-F1 "
         f"({summary['validation_macro_f1']:.3f}{_entity_part(summary)}) on {summary['validation_examples']} held-out "
-        f"examples. On them: encoder head alone {parts['encoder']:.3f}, n-gram head alone {parts['ngrams']:.3f}, "
+        f"examples. On them: encoder head alone {parts['encoder']:.3f}{_cross_fitted_part(parts)}, "
+        f"n-gram head alone {parts['ngrams']:.3f}, "
         f"served {parts['served']:.3f} (weights chosen: encoder {intents['encoder']:.2f}, n-grams {intents['ngrams']:.2f})"
         f"{tag_part}; calibrated on them, expected calibration error {summary['expected_calibration_error']:.3f}; "
         f"{threshold} (keeps {summary['threshold_kept']:.0%} of them, {gibberish})."
     )
+
+
+def _cross_fitted_part(parts: Dict[str, float]) -> str:
+    if "encoder_cross_fitted" not in parts:
+        return ""
+    return f" ({parts['encoder_cross_fitted']:.3f} with its epoch chosen on the other half of them)"
 
 
 def _entity_part(summary: Dict[str, Any]) -> str:

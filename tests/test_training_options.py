@@ -178,7 +178,10 @@ def test_training_logs_a_summary_and_saves_it_with_the_model(config: Dict[str, A
     assert "Trained 3 of 3 epochs (as configured) at learning rate 2.0e-03 (as configured); kept epoch" in caplog.text
     assert "the best of the encoder head's own held-out macro-F1" in caplog.text
     parts = model.summary["held_out_parts"]
-    assert f"encoder head alone {parts['encoder']:.3f}, n-gram head alone {parts['ngrams']:.3f}, served {parts['served']:.3f}" in caplog.text
+    assert (
+        f"encoder head alone {parts['encoder']:.3f} ({parts['encoder_cross_fitted']:.3f} with its epoch chosen on the other "
+        f"half of them), n-gram head alone {parts['ngrams']:.3f}, served {parts['served']:.3f}"
+    ) in caplog.text
     validation_examples = model.summary["validation_examples"]
     assert model.calibration.fitted_on == validation_examples >= 100
     threshold = model.calibration.threshold
