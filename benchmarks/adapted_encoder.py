@@ -19,15 +19,19 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from few_shot import PROXY, SHARED, Examples, read_cais  # noqa: E402
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# Copied as they are: transformers 5's `save_pretrained` leaves out vocab.txt, which the stand-in has.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 
 
-def encoded(tokenizer, examples: Examples, label_ids: Dict[str, int]) -> List[Dict[str, object]]:
+def encoded(tokenizer: "PreTrainedTokenizerBase", examples: Examples, label_ids: Dict[str, int]) -> List[Dict[str, object]]:
     """Trainer's rows: the tokenized text and its label id."""
     rows = tokenizer([text for text, _ in examples], truncation=True, max_length=64)
     return [
