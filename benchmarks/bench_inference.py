@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -86,26 +86,28 @@ def main() -> None:
         arguments.json.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def build_archives(storage: Path, checkpoint: str) -> Dict[str, float]:
-    """Save the network as the component does, int8 and fp32; return each Rasa archive's size (MB)."""
+def build_archives(storage: Path, checkpoint: str, entity_types: Sequence[Any] = ()) -> Dict[str, float]:
+    """Save the network as the component does, int8 and fp32 (with a tag head for `entity_types`);
+    return each Rasa archive's size (MB)."""
     import torch
     from transformers import BertConfig, BertModel
 
     from bert_intent import settings
+    from bert_intent.entities import tag_count
     from bert_intent.checkpoints import bert_tokenizer, load_pretrained
     from bert_intent.model import IntentModel
     from bert_intent.network import IntentNetwork
 
     if checkpoint:
-        tokenizer, network = load_pretrained(checkpoint, INTENTS)
+        tokenizer, network = load_pretrained(checkpoint, INTENTS, tag_count(entity_types))
     else:
         torch.manual_seed(0)
         vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(code) for code in range(0x4E00, 0x4E00 + 21123)]
         tokenizer = bert_tokenizer({token: index for index, token in enumerate(vocabulary)})
-        network = IntentNetwork(BertModel(BertConfig(**BERT_BASE_CHINESE)), len(INTENTS))
+        network = IntentNetwork(BertModel(BertConfig(**BERT_BASE_CHINESE)), len(INTENTS), tag_count(entity_types))
     sizes = {}
     for name, quantize in (("int8", True), ("float32", False)):
-        model = IntentModel(INTENTS, settings.validate({"quantize": quantize}), tokenizer, network)
+        model = IntentModel(INTENTS, settings.validate({"quantize": quantize}), tokenizer, network, entity_types=entity_types)
         model.save(storage / name)
         archive = storage / f"{name}.tar.gz"
         with tarfile.open(archive, "w:gz") as packed:
@@ -248,6 +250,7 @@ def trained_bot(storage: Path) -> Dict[str, float]:
     from rasa.shared.nlu.training_data.loading import load_data
 
     from bert_intent import settings
+    from bert_intent.entities import tag_count
     from bert_intent.model import IntentModel
     from bert_intent.training import fine_tune
 

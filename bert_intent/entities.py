@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 OUTSIDE = 0
+# A text's tokens' character offsets and their tag probabilities (tokens x tags).
+Reading = Tuple[np.ndarray, np.ndarray]
 # Tag id of tokens the loss ignores: [CLS], [SEP] and padding (PyTorch's cross-entropy default).
 IGNORED = -100
 
@@ -188,3 +190,21 @@ def decode(
             entity["group"] = entity_type.group
         entities.append(entity)
     return entities
+
+
+def average_readings(
+    offsets: Sequence[Tuple[int, int]],
+    probabilities: np.ndarray,
+    other_offsets: Sequence[Tuple[int, int]],
+    other_probabilities: np.ndarray,
+) -> np.ndarray:
+    """A text's tag probabilities (tokens x tags, at its tokens' character `offsets`) averaged, token by
+    token, with those of another reading of the same characters (e.g. its parts read alone, their
+    offsets shifted to the text's); tokens the other reading splits differently keep their own."""
+    other = {(int(start), int(end)): row for row, (start, end) in enumerate(other_offsets) if end > start}
+    averaged = np.array(probabilities, copy=True)
+    for token, (start, end) in enumerate(offsets):
+        row = other.get((int(start), int(end))) if end > start else None
+        if row is not None:
+            averaged[token] = (probabilities[token] + other_probabilities[row]) / 2
+    return averaged

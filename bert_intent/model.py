@@ -17,7 +17,7 @@ from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
 from bert_intent.encoding import batches_by_length, tokenize, valid_unicode
-from bert_intent.entities import EntityType
+from bert_intent.entities import EntityType, Reading
 from bert_intent.errors import ModelLoadError
 from bert_intent.multi_intent import Decision, JoinedIntent
 from bert_intent.network import IntentNetwork
@@ -41,6 +41,19 @@ class Predictions:
 
     confidences: np.ndarray
     entities: List[List[Dict[str, Any]]]
+
+
+@dataclass
+class _Scores:
+    """Per text: the single intents' confidences, the joined intents' log pair scores and the points
+    where they split it (`multi_intent.log_part_scores`), its tag reading (None: no entity types, or
+    nothing readable); and the tag readings of the parts read alone, by the part's text."""
+
+    confidences: np.ndarray
+    log_pairs: np.ndarray
+    cuts: np.ndarray
+    readings: List[Optional[Reading]]
+    part_readings: Dict[str, Reading]
 
 
 @dataclass
@@ -108,23 +121,44 @@ class IntentModel:
         (see `confidence.py`)."""
         if self.network is None and self.session is None:  # a single label without entity types
             return Predictions(np.ones((len(texts), 1), dtype=np.float32), [[] for _ in texts])
-        confidences, log_pairs, found = self._scores(texts)
+        texts = [valid_unicode(text) for text in texts]
+        scores = self._scores(texts)
+        confidences, readings = scores.confidences, scores.readings
         if self.joined:
-            confidences = multi_intent.shares(confidences, log_pairs, self.decision).astype(np.float32)
+            confidences = multi_intent.shares(confidences, scores.log_pairs, self.decision).astype(np.float32)
+            readings = multi_intent.readings_of_two(
+                texts, confidences.argmax(axis=1) - len(self.labels), scores.cuts, scores.readings, scores.part_readings
+            )
+        found = [
+            entities.decode(text, *reading, self.entity_types) if reading is not None else []
+            for text, reading in zip(texts, readings)
+        ]
         return Predictions(confidences, found)
 
     def single_and_pair_scores(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
         """The single intents' confidences of `texts` and the log scores of their joined intents' best
         pairs of parts (`multi_intent.log_part_scores`), from which `predict` weighs the joined intents."""
-        confidences, log_pairs, _ = self._scores(texts)
-        return confidences, log_pairs
+        scores = self._scores([valid_unicode(text) for text in texts])
+        return scores.confidences, scores.log_pairs
 
-    def _scores(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray, List[List[Dict[str, Any]]]]:
-        """The single intents' confidences, the joined intents' log pair scores and the entities."""
-        texts = [valid_unicode(text) for text in texts]
-        confidences = np.empty((len(texts), len(self.labels)), dtype=np.float32)
-        log_pairs = np.full((len(texts), len(self.joined)), -np.inf)
-        found: List[List[Dict[str, Any]]] = [[] for _ in texts]
+    def _scores(self, texts: Sequence[str]) -> _Scores:
+        """The network's scores of `texts`, and of their parts (`_Scores`)."""
+        scores = _Scores(
+            confidences=np.empty((len(texts), len(self.labels)), dtype=np.float32),
+            log_pairs=np.full((len(texts), len(self.joined)), -np.inf),
+            cuts=np.full((len(texts), len(self.joined)), -1),
+            readings=[None for _ in texts],
+            part_readings={},
+        )
+
+        def read_alone(parts: List[str]) -> np.ndarray:
+            """The parts' confidences; their tag readings are kept for the entities of two requests."""
+            run = self._run(parts)
+            if self.entity_types:
+                scores.part_readings.update(
+                    (part, (run.offsets[row], run.tag_probabilities[row])) for row, part in enumerate(parts) if run.readable[row]
+                )
+            return run.confidences
         # The int8 network quantizes its activations with a scale taken from the whole batch, so a
         # message's scores would depend on its batch-mates: ONNX Runtime gets one message per run (and
         # its parts, read alone, one run together).
@@ -133,10 +167,10 @@ class IntentModel:
             batch = [texts[index] for index in indices]
             run = self._run(batch, in_parts=bool(self.joined))
             # A single intent (trained for its entities) is certain of every message it can read.
-            confidences[indices] = run.readable[:, None] if len(self.labels) == 1 else run.confidences
+            scores.confidences[indices] = run.readable[:, None] if len(self.labels) == 1 else run.confidences
             for row, index in enumerate(indices):
                 if self.entity_types and run.readable[row]:
-                    found[index] = entities.decode(batch[row], run.offsets[row], run.tag_probabilities[row], self.entity_types)
+                    scores.readings[index] = run.offsets[row], run.tag_probabilities[row]
             if self.joined:
                 # The best split points by the parts pooled from the whole message's states, read again alone.
                 best = [
@@ -144,12 +178,10 @@ class IntentModel:
                     if points else []
                     for row, points in enumerate(run.points)
                 ]
-                log_pairs[indices] = multi_intent.log_part_scores(self._single_confidences, batch, best, self.joined, self.labels)
-        return confidences, log_pairs, found
-
-    def _single_confidences(self, texts: List[str]) -> np.ndarray:
-        """The labels' confidences of `texts`, scored together (the parts of the messages of one run)."""
-        return self._run(texts).confidences
+                scores.log_pairs[indices], scores.cuts[indices] = multi_intent.log_part_scores(
+                    read_alone, batch, best, self.joined, self.labels
+                )
+        return scores
 
     def confidences(self, texts: Sequence[str]) -> np.ndarray:
         """The intent confidences of `predict`."""
@@ -313,3 +345,4 @@ def _portable(model_name: str) -> str:
     """What the archive records of `model_name`: a Hub id as it is, a local checkpoint directory by its
     name only (the training machine's paths stay on it)."""
     return Path(model_name).name if Path(model_name).is_dir() else model_name
+

@@ -20,7 +20,8 @@ P(two) divides what the whole message's confidences give the bot's intents, sum_
 intents get (1 - P(two)) * c_k(x), the joined ones P(two) * sum_k c_k(x) times each joined intent's share
 of the pairs' scores, softmax(alpha * log p_AB(x)). "None of them" keeps 1 - sum_k c_k(x), as without
 multi-intents, the single intents keep their order, and a message unlike the training data (gibberish,
-pasted logs) stays unknown however its parts score.
+pasted logs) stays unknown however its parts score. The entities of a message read as two average the
+whole message's tag probabilities with those of its two parts read alone at the chosen split point.
 
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
@@ -32,7 +33,7 @@ without them, the share of the bot's training examples that are joined.
 
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ from scipy.special import expit
 from torch.nn import functional
 
 from bert_intent.combination import minimise
+from bert_intent.entities import Reading, average_readings
 
 # Each part has at least this many tokens: one character alone is no request.
 MIN_PART_TOKENS = 2
@@ -165,23 +167,27 @@ def best_points(
 def log_part_scores(
     confidences_of: ConfidencesOf, texts: Sequence[str], points: Sequence[Sequence[int]],
     joined: Sequence[JoinedIntent], labels: Sequence[str],
-) -> np.ndarray:
+) -> Tuple[np.ndarray, np.ndarray]:
     """(texts x joined intents): log of the best c_A(before) * c_B(after) over each text's split
-    `points` and both orders; -inf for a text without points. `confidences_of` gives the single intents'
-    confidences (one row per text, columns in `labels` order) and is called once, on all the texts' parts."""
+    `points` and both orders (-inf for a text without points), and the split point that gives it (-1).
+    `confidences_of` gives the single intents' confidences (one row per text, columns in `labels`
+    order) and is called once, on all the texts' parts."""
     pairs = _pairs(joined, labels)
     scores = np.full((len(texts), len(joined)), -np.inf)
-    split = [row for row, cuts in enumerate(points) if cuts] if len(joined) else []
+    cuts = np.full((len(texts), len(joined)), -1)
+    split = [row for row, row_points in enumerate(points) if row_points] if len(joined) else []
     if not split:
-        return scores
+        return scores, cuts
     parts = [
         [texts[row][:cut] for cut in points[row]] + [texts[row][cut:] for cut in points[row]] for row in split
     ]
     read = confidences_of([part for message in parts for part in message])
     ends = np.cumsum([len(message) for message in parts])[:-1]
     for row, confidences in zip(split, np.split(read, ends)):
-        scores[row] = _log_pairs_per_point(confidences, pairs).max(axis=0)
-    return scores
+        per_point = _log_pairs_per_point(confidences, pairs)
+        scores[row] = per_point.max(axis=0)
+        cuts[row] = np.asarray(points[row])[per_point.argmax(axis=0)]
+    return scores, cuts
 
 
 def shares(single: np.ndarray, log_joined: np.ndarray, decision: Decision) -> np.ndarray:
@@ -194,6 +200,27 @@ def shares(single: np.ndarray, log_joined: np.ndarray, decision: Decision) -> np
     which = which / np.maximum(which.sum(axis=1, keepdims=True), _LEAST_CONFIDENCE)
     in_scope = single.sum(axis=1, keepdims=True)
     return np.concatenate([(1 - two)[:, None] * single, two[:, None] * in_scope * which], axis=1)
+
+
+def readings_of_two(
+    texts: Sequence[str], top_joined: np.ndarray, cuts: np.ndarray, readings: Sequence[Optional[Reading]],
+    part_readings: Dict[str, Reading],
+) -> List[Optional[Reading]]:
+    """The texts' tag `readings`, those read as two requests (`top_joined`: the top joined intent,
+    negative for a single one) averaged with their two parts' `part_readings` (by the part's text; none
+    when it has nothing readable) at that intent's split point (`cuts`, `log_part_scores`): the whole
+    message's reading lets one request's words sway the other's tags, a part's own reading errs where it
+    was cut, and the tagger learned from single requests (measured: docs/benchmarks.md)."""
+    averaged = list(readings)
+    for row in np.flatnonzero(top_joined >= 0):
+        cut, reading = int(cuts[row, top_joined[row]]), readings[row]
+        parts = [(shift, part_readings.get(part)) for shift, part in ((0, texts[row][:cut]), (cut, texts[row][cut:]))]
+        parts = [(shift, part) for shift, part in parts if part is not None]
+        if cut > 0 and reading is not None and parts:
+            part_offsets = np.concatenate([offsets + shift for shift, (offsets, _) in parts])
+            part_probabilities = np.concatenate([probabilities for _, (_, probabilities) in parts])
+            averaged[row] = reading[0], average_readings(*reading, part_offsets, part_probabilities)
+    return averaged
 
 
 def evidence_for_two(single: np.ndarray, log_joined: np.ndarray) -> np.ndarray:

@@ -94,6 +94,18 @@ def test_decoding_keeps_entities_whole() -> None:
     assert found[0]["confidence_entity"] == pytest.approx(0.45)
 
 
+def test_a_second_reading_is_averaged_in_where_it_has_the_same_tokens() -> None:
+    offsets = [(0, 0), (0, 1), (1, 2), (2, 3), (0, 0)]
+    probabilities = np.array([[1.0, 0.0, 0.0], [0.2, 0.8, 0.0], [0.6, 0.0, 0.4], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    # The parts read alone: 北京 (its [CLS], 北, 京, [SEP]) and 吗 split as another token would be.
+    other_offsets = [(0, 0), (0, 1), (1, 2), (0, 0), (2, 4)]
+    other = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    averaged = entities.average_readings(offsets, probabilities, other_offsets, other)
+    np.testing.assert_allclose(averaged[1:3], [[0.1, 0.9, 0.0], [0.3, 0.0, 0.7]])
+    np.testing.assert_allclose(averaged[[0, 3, 4]], probabilities[[0, 3, 4]])  # special tokens and 吗 keep their own
+    assert probabilities[2, 0] == 0.6  # the first reading is not changed
+
+
 def test_span_f1_counts_exact_spans_only() -> None:
     truth = [[IGNORED, 1, 2, OUTSIDE, IGNORED], [IGNORED, OUTSIDE, IGNORED]]
     assert entities.span_f1(truth, [[0, 1, 2, 0, 0], [0, 0, 0]]) == 1.0

@@ -73,10 +73,23 @@ def test_the_parts_score_the_best_split_in_either_order() -> None:
     joined = [JoinedIntent("alarm+weather", ("alarm", "weather"))]
     texts = ["看看天气再定个闹钟", "放首歌吧放首歌吧", "天气"]
     points = [list(range(2, len(text) - 1)) for text in texts]  # one token per character
-    scores = multi_intent.log_part_scores(keyword_confidences, texts, points, joined, LABELS)
+    scores, cuts = multi_intent.log_part_scores(keyword_confidences, texts, points, joined, LABELS)
     assert scores[0, 0] == pytest.approx(2 * np.log(0.9 / 1.0), abs=1e-6)
+    assert "天气" in texts[0][: cuts[0, 0]] and "闹钟" in texts[0][cuts[0, 0] :]  # where the best pair splits
     assert scores[1, 0] < scores[0, 0]
-    assert scores[2, 0] == -np.inf  # too short to hold two requests
+    assert scores[2, 0] == -np.inf and cuts[2, 0] == -1  # too short to hold two requests
+
+
+def test_a_message_read_as_two_averages_its_tags_with_its_parts_read_alone() -> None:
+    texts = ["放稻香定闹钟", "放稻香"]
+    whole = (np.array([[0, 0], [0, 1], [1, 2], [2, 3], [3, 4], [0, 0]]), np.tile([[1.0, 0.0]], (6, 1)))
+    short = (np.array([[0, 0], [0, 1], [1, 2], [0, 0]]), np.tile([[1.0, 0.0]], (4, 1)))
+    parts = {"放稻": (np.array([[0, 0], [0, 1], [1, 2], [0, 0]]), np.tile([[0.0, 1.0]], (4, 1)))}  # 香定闹钟: unreadable
+    cuts = np.array([[2], [-1]])
+    averaged = multi_intent.readings_of_two(texts, np.array([0, -1]), cuts, [whole, short], parts)
+    np.testing.assert_allclose(averaged[0][1][1:3], 0.5)  # 放 and 稻 averaged with the part before the cut
+    np.testing.assert_allclose(averaged[0][1][3:], whole[1][3:])
+    assert averaged[1] is short  # read as one request: its own reading
 
 
 def test_shares_sum_to_at_most_one_and_keep_the_single_intents_order() -> None:
