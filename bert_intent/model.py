@@ -345,4 +345,3 @@ def _portable(model_name: str) -> str:
     """What the archive records of `model_name`: a Hub id as it is, a local checkpoint directory by its
     name only (the training machine's paths stay on it)."""
     return Path(model_name).name if Path(model_name).is_dir() else model_name
-

@@ -214,9 +214,11 @@ def readings_of_two(
     averaged = list(readings)
     for row in np.flatnonzero(top_joined >= 0):
         cut, reading = int(cuts[row, top_joined[row]]), readings[row]
-        parts = [(shift, part_readings.get(part)) for shift, part in ((0, texts[row][:cut]), (cut, texts[row][cut:]))]
-        parts = [(shift, part) for shift, part in parts if part is not None]
-        if cut > 0 and reading is not None and parts:
+        if cut <= 0 or reading is None:
+            continue
+        found = [(shift, part_readings.get(part)) for shift, part in ((0, texts[row][:cut]), (cut, texts[row][cut:]))]
+        parts = [(shift, part) for shift, part in found if part is not None]
+        if parts:
             part_offsets = np.concatenate([offsets + shift for shift, (offsets, _) in parts])
             part_probabilities = np.concatenate([probabilities for _, (_, probabilities) in parts])
             averaged[row] = reading[0], average_readings(*reading, part_offsets, part_probabilities)
