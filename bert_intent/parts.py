@@ -5,8 +5,10 @@
 reads the BertIntentClassifier from a Rasa model archive, classifies the test file's messages (those of
 intents the model does not know, and of multi-intents, which no single part scores, are skipped and
 counted) and prints the intent accuracy of the encoder head alone, the n-gram head alone and the served
-model, with the weights training chose. The last line is a JSON object with the keys `encoder`,
-`ngrams`, `served`, `messages`, `skipped`, `intent_weights`, `tag_weights` and `calibration`.
+model, each also as the mean of its per-intent accuracies (every intent counted equally, as the held-out
+examples training decides on count them), with the weights training chose. The last line is a JSON object
+with the keys `encoder`, `ngrams`, `served`, `per_intent_mean`, `messages`, `skipped`, `intent_weights`,
+`tag_weights` and `calibration`.
 """
 
 import argparse
@@ -27,7 +29,8 @@ from bert_intent.model import METADATA_FILE, IntentModel
 
 def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -> Dict[str, Any]:
     """Intent accuracy of each part on the messages of intents `model` knows (a torch-loaded or
-    trained model), the number of messages skipped, and what training chose."""
+    trained model), also as the mean of its per-intent accuracies, the number of messages skipped, and
+    what training chose."""
     if model.network is None:
         raise BertIntentError("This model has a single intent and no entities: it has no parts to compare.")
     known = [(text, intent) for text, intent in zip(texts, intents) if intent in model.labels]
@@ -37,14 +40,24 @@ def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -
             model.network, model.tokenizer, [text for text, _ in known], model.settings.max_length, model.settings.batch_size
         )
         truth = np.array([model.labels.index(intent) for _, intent in known])
-        for part, name in (("encoder", "encoder_log_probs"), ("ngrams", "ngram_log_probs"), ("served", "confidences")):
-            result[part] = float(np.mean(outputs[name].argmax(axis=-1) == truth))
+        predicted = {part: outputs[name].argmax(axis=-1) for part, name in
+                     (("encoder", "encoder_log_probs"), ("ngrams", "ngram_log_probs"), ("served", "confidences"))}
+        result.update({part: float(np.mean(predicted[part] == truth)) for part in predicted})
+        result["per_intent_mean"] = {part: per_intent_mean(truth, predicted[part]) for part in predicted}
     return {
         **result,
         "intent_weights": model.combinations[0].to_dict(),
         "tag_weights": model.combinations[1].to_dict(),
         "calibration": model.calibration.to_dict(),
     }
+
+
+def per_intent_mean(truth: Sequence[Any], predicted: Sequence[Any]) -> float:
+    """The mean over the true intents of each one's accuracy (macro recall): every intent counts equally,
+    whatever its share of the messages."""
+    from sklearn.metrics import recall_score
+
+    return float(recall_score(truth, predicted, labels=sorted(set(truth)), average="macro", zero_division=0))
 
 
 def evaluate_entities(
@@ -94,8 +107,8 @@ def report(result: Dict[str, Any]) -> List[str]:
     intents, tags = result["intent_weights"], result["tag_weights"]
     lines = [f"{result['messages']} messages of known intents ({result['skipped']} skipped: intents the model does not know, or multi-intents)."]
     if result["messages"]:
-        lines += [f"{'part':<20} accuracy"] + [
-            f"{label:<20} {result[part]:.3f}"
+        lines += [f"{'part':<20} accuracy  per-intent mean"] + [
+            f"{label:<20} {result[part]:.3f}     {result['per_intent_mean'][part]:.3f}"
             for part, label in (("encoder", "encoder head alone"), ("ngrams", "n-gram head alone"), ("served", "served"))
         ]
     lines.append(
