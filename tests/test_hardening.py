@@ -3,8 +3,6 @@
 import json
 import logging
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -168,18 +166,6 @@ def test_model_name_must_be_a_hub_id_or_a_directory(tiny_settings: Dict[str, Any
     config = settings.validate({**tiny_settings, "model_name": model_name})
     with pytest.raises(ModelLoadError, match="neither an existing checkpoint directory nor a Hugging Face model id"):
         fine_tune(["你好", "放首歌"], ["greet", "music"], config)
-
-
-def test_nothing_in_the_code_needs_a_python_newer_than_3_8() -> None:
-    # Written on 3.10, CI runs 3.10 only: vermin reads the source for what 3.9+ added (list[int] in
-    # annotations, dict | dict, str.removeprefix, ...).
-    paths = [str(REPOSITORY / folder) for folder in ("bert_intent", "benchmarks", "tests", "scripts")]
-    result = subprocess.run(
-        [sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())",
-         "--target=3.8-", "--eval-annotations", "--violations", "--no-tips", *paths],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_no_pickle_no_torch_load_no_remote_code_in_the_package() -> None:
