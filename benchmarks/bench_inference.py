@@ -93,8 +93,8 @@ def build_archives(storage: Path, checkpoint: str, entity_types: Sequence[Any] =
     from transformers import BertConfig, BertModel
 
     from bert_intent import settings
-    from bert_intent.entities import tag_count
     from bert_intent.checkpoints import bert_tokenizer, load_pretrained
+    from bert_intent.entities import tag_count
     from bert_intent.model import IntentModel
     from bert_intent.network import IntentNetwork
 
@@ -250,7 +250,6 @@ def trained_bot(storage: Path) -> Dict[str, float]:
     from rasa.shared.nlu.training_data.loading import load_data
 
     from bert_intent import settings
-    from bert_intent.entities import tag_count
     from bert_intent.model import IntentModel
     from bert_intent.training import fine_tune
 

@@ -182,8 +182,8 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
     }
 
 
-PART_COLUMNS = ("encoder", "ngrams", "served", "encoder_weight", "ngram_weight", "best_epoch", "epochs")
 PARTS = ("encoder", "ngrams", "served")
+PART_COLUMNS = (*PARTS, "encoder_weight", "ngram_weight", "best_epoch", "epochs")
 
 
 def read_parts(archive: Path, scratch: str, test: Examples) -> Dict[str, float]:
