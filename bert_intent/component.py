@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 # Unicode categories with nothing to classify: control, format (zero-width), surrogate, separators.
 _INVISIBLE = ("Cc", "Cf", "Cs", "Zs", "Zl", "Zp")
 
+# The message property that carries the recommended FallbackClassifier threshold to BertFallbackClassifier
+# (not part of the parse result).
+RECOMMENDED_THRESHOLD = "bert_intent_recommended_threshold"
+
 # Keys Rasa adds to the config itself (`rasa train --finetune` adds this one).
 _RASA_KEYS = ("finetuning_epoch_fraction",)
 
@@ -187,8 +191,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         scoring all texts in batches.
 
         Each confidence is the calibrated probability of that intent; the ranking sums to at most 1,
-        the rest meaning "none of them" (large for messages unlike the training data). The training
-        summary recommends a FallbackClassifier threshold for them."""
+        the rest meaning "none of them" (large for messages unlike the training data). The threshold
+        training recommends for them goes with each message, for BertFallbackClassifier."""
         if self._model is None:
             return messages
         texts = [_text(message) for message in messages]
@@ -203,6 +207,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
                 message.set(INTENT, intent, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, ranking[: self.config.ranking_length or None], add_to_output=True)
+                message.set(RECOMMENDED_THRESHOLD, float(self._model.calibration.threshold))
             if self._model.entity_types:
                 entities = self.add_extractor_name(found.get(index, []))
                 message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)

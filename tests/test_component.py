@@ -15,6 +15,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 import bert_intent
 from bert_intent import BertIntentClassifier
+from bert_intent.component import RECOMMENDED_THRESHOLD
+from bert_intent.fallback import BertFallbackClassifier
 from tests.helpers import HELD_OUT, TRAIN, Project, messages, pairs, training_data
 
 pytestmark = pytest.mark.training
@@ -121,6 +123,22 @@ def test_fallback_classifier_takes_over_below_its_threshold(trained: BertIntentC
             LocalModelStorage(tmp_path), Resource("fallback"), ExecutionContext(GraphSchema({})),
         )
         assert fallback.process(trained.process(messages("放首歌")))[0].get(INTENT)["name"] == expected
+
+
+def test_bert_fallback_classifier_falls_back_below_the_threshold_training_recommended(
+    trained: BertIntentClassifier, tmp_path: Path
+) -> None:
+    threshold = trained._model.calibration.threshold
+    processed = trained.process(messages("放首歌", "明天会下雨吗", "", "帮我", "帮我asdfgh", "今天股市怎么样"))
+    assert {type(message.get(RECOMMENDED_THRESHOLD)) for message in processed} == {float}  # not numpy: Rasa serialises it
+    assert {message.get(RECOMMENDED_THRESHOLD) for message in processed} == {threshold}
+    unsure = [message.get(INTENT)["confidence"] < threshold for message in processed]
+    fallback = BertFallbackClassifier.create(
+        {**BertFallbackClassifier.get_default_config(), "ambiguity_threshold": 0.0},
+        LocalModelStorage(tmp_path), Resource("fallback"), ExecutionContext(GraphSchema({})),
+    )
+    assert [message.get(INTENT)["name"] == "nlu_fallback" for message in fallback.process(processed)] == unsure
+    assert unsure[2] and not unsure[0]  # the empty message falls back, a clear one is kept
 
 
 def test_examples_without_text_are_ignored(project: Project, tmp_path: Path) -> None:

@@ -30,7 +30,8 @@ def train_project(path: Path, pipeline: List[Dict[str, Any]], data: Dict[str, Li
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Dict[str, Any]) -> Path:
     """The component after a tokenizer and a featurizer, as in most Rasa pipelines, followed by
-    FallbackClassifier (`entity_project` has it alone on raw text)."""
+    bert-intent's FallbackClassifier at a threshold of the config's (the example bot's uses the recommended
+    one: tests/test_example_bot.py); `entity_project` has the component alone on raw text."""
     path = tmp_path_factory.mktemp("project")
     train_project(
         path,
@@ -38,7 +39,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, tiny_settings: Dict[str, A
             {"name": "JiebaTokenizer"},
             {"name": "CountVectorsFeaturizer"},
             {"name": "bert_intent.BertIntentClassifier", **tiny_settings, "ranking_length": 3},
-            {"name": "FallbackClassifier", "threshold": 0.5},
+            {"name": "bert_intent.BertFallbackClassifier", "threshold": 0.5},
         ],
     )
     return path

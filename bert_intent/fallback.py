@@ -1,0 +1,80 @@
+"""Rasa's FallbackClassifier at each bot's own threshold: the one its BertIntentClassifier recommends.
+
+Rasa's `FallbackClassifier` needs its `threshold` copied from the training log into `config.yml`, and
+copied again whenever a new training recommends another. `bert_intent.BertFallbackClassifier` reads it
+from the trained model instead: `BertIntentClassifier` puts its recommended threshold (fitted on the
+bot's held-out examples, `confidence.py`) on every message it classifies, and this component falls back
+below it. Everything else is Rasa's: `nlu_fallback` with the threshold as its confidence on top of the
+ranking, and `ambiguity_threshold`. A `threshold` in the config still overrides the bot's own.
+"""
+
+import numbers
+from typing import Any, Dict, List, Text, Type
+
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.fallback_classifier import AMBIGUITY_THRESHOLD_KEY, THRESHOLD_KEY, FallbackClassifier
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import INTENT
+from rasa.shared.nlu.training_data.message import Message
+
+from bert_intent.component import RECOMMENDED_THRESHOLD, BertIntentClassifier
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class BertFallbackClassifier(FallbackClassifier):
+    """`nlu_fallback` for messages whose top intent is below the threshold the bot's BertIntentClassifier
+    recommends (or below `threshold`, when the config sets one), or ambiguous."""
+
+    @classmethod
+    def required_components(cls) -> List[Type]:
+        """The classifier whose recommended threshold it applies must come before it."""
+        return [BertIntentClassifier]
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """`threshold: null`: the bot's own; `ambiguity_threshold` as Rasa's FallbackClassifier."""
+        return {**FallbackClassifier.get_default_config(), THRESHOLD_KEY: None}
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "BertFallbackClassifier":
+        """Check the config (thresholds are numbers from 0 to 1) and create the component."""
+        threshold, ambiguity = config.get(THRESHOLD_KEY), config.get(AMBIGUITY_THRESHOLD_KEY)
+        if threshold is not None and not _probability(threshold):
+            raise InvalidConfigException(
+                f"BertFallbackClassifier: '{THRESHOLD_KEY}' must be a number from 0 to 1, or null for the "
+                f"threshold training recommends, not {threshold!r}."
+            )
+        if not _probability(ambiguity):
+            raise InvalidConfigException(
+                f"BertFallbackClassifier: '{AMBIGUITY_THRESHOLD_KEY}' must be a number from 0 to 1, not {ambiguity!r}."
+            )
+        return cls(config)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Rasa's fallback for each message at its threshold (messages no classifier gave an intent
+        field, as when training had no intents, are left as they are)."""
+        for message in messages:
+            if message.get(INTENT) is None:
+                continue
+            FallbackClassifier({**self.component_config, THRESHOLD_KEY: self._threshold(message)}).process([message])
+        return messages
+
+    def _threshold(self, message: Message) -> float:
+        """The configured threshold, else the one the message's classifier recommends."""
+        configured = self.component_config.get(THRESHOLD_KEY)
+        if configured is not None:
+            return float(configured)
+        return float(message.get(RECOMMENDED_THRESHOLD, FallbackClassifier.get_default_config()[THRESHOLD_KEY]))
+
+
+def _probability(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value <= 1

@@ -1,0 +1,82 @@
+"""BertFallbackClassifier alone, on messages as BertIntentClassifier leaves them (the classifier's own
+part, putting its threshold on each message, and the rasa CLI: tests/test_component.py, tests/test_example_bot.py)."""
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+import bert_intent
+from bert_intent.component import RECOMMENDED_THRESHOLD
+from bert_intent.fallback import BertFallbackClassifier
+
+
+def fallback(tmp_path: Path, **config: Any) -> BertFallbackClassifier:
+    return BertFallbackClassifier.create(
+        {**BertFallbackClassifier.get_default_config(), **config},
+        LocalModelStorage(tmp_path), Resource("fallback"), ExecutionContext(GraphSchema({})),
+    )
+
+
+def classified(confidences: List[float], threshold: Optional[float]) -> Message:
+    """A message as BertIntentClassifier leaves it: its ranking, and its recommended threshold."""
+    ranking = [{"name": f"intent_{index}", "confidence": value} for index, value in enumerate(confidences)]
+    message = Message(data={TEXT: "消息", INTENT: ranking[0], INTENT_RANKING_KEY: ranking})
+    if threshold is not None:
+        message.set(RECOMMENDED_THRESHOLD, threshold)
+    return message
+
+
+def intent_of(component: BertFallbackClassifier, message: Message) -> Dict[str, Any]:
+    return component.process([message])[0].get(INTENT)
+
+
+def test_it_falls_back_below_the_threshold_the_classifier_put_on_the_message(tmp_path: Path) -> None:
+    component = fallback(tmp_path)
+    assert intent_of(component, classified([0.60, 0.05], threshold=0.55))["name"] == "intent_0"
+    unsure = component.process([classified([0.50, 0.05], threshold=0.55)])[0]
+    assert unsure.get(INTENT) == {"name": "nlu_fallback", "confidence": 0.55}
+    assert [entry["name"] for entry in unsure.get(INTENT_RANKING_KEY)] == ["nlu_fallback", "intent_0", "intent_1"]
+    # Each message at its own classifier's threshold: one component serves any retrained model.
+    assert intent_of(component, classified([0.50, 0.05], threshold=0.45))["name"] == "intent_0"
+
+
+def test_a_configured_threshold_overrides_the_bots_own(tmp_path: Path) -> None:
+    assert intent_of(fallback(tmp_path, threshold=0.4), classified([0.50, 0.05], threshold=0.55))["name"] == "intent_0"
+    assert intent_of(fallback(tmp_path, threshold=0.7), classified([0.60, 0.05], threshold=0.55)) == {
+        "name": "nlu_fallback", "confidence": 0.7}
+
+
+def test_ambiguity_is_rasas(tmp_path: Path) -> None:
+    close = classified([0.48, 0.44], threshold=0.3)
+    assert intent_of(fallback(tmp_path), close)["name"] == "nlu_fallback"  # default ambiguity_threshold 0.1
+    assert intent_of(fallback(tmp_path, ambiguity_threshold=0.0), classified([0.48, 0.44], threshold=0.3))["name"] == "intent_0"
+
+
+def test_an_empty_message_falls_back_and_one_without_an_intent_is_left_alone(tmp_path: Path) -> None:
+    empty = Message(data={TEXT: "", INTENT: {"name": None, "confidence": 0.0}, INTENT_RANKING_KEY: []})
+    empty.set(RECOMMENDED_THRESHOLD, 0.55)
+    assert intent_of(fallback(tmp_path), empty) == {"name": "nlu_fallback", "confidence": 0.55}
+    untouched = fallback(tmp_path).process([Message(data={TEXT: "你好"})])[0]  # training had no intents
+    assert untouched.get(INTENT) is None
+
+
+@pytest.mark.parametrize("config, named", [
+    ({"threshold": "high"}, "'threshold' must be a number from 0 to 1, or null for the threshold training recommends, not 'high'"),
+    ({"threshold": 1.5}, "'threshold' must be a number from 0 to 1, or null"),
+    ({"ambiguity_threshold": None}, "'ambiguity_threshold' must be a number from 0 to 1, not None"),
+])
+def test_a_threshold_that_is_not_a_probability_is_rejected(tmp_path: Path, config: Dict[str, Any], named: str) -> None:
+    with pytest.raises(InvalidConfigException, match=named):
+        fallback(tmp_path, **config)
+
+
+def test_importable_from_the_top_package_and_the_recommended_threshold_stays_internal() -> None:
+    assert bert_intent.BertFallbackClassifier is BertFallbackClassifier
+    assert RECOMMENDED_THRESHOLD not in classified([0.6], threshold=0.5).as_dict(only_output_properties=True)
