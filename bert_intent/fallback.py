@@ -6,6 +6,8 @@ from the trained model instead: `BertIntentClassifier` puts its recommended thre
 bot's held-out examples, `confidence.py`) on every message it classifies, and this component falls back
 below it. Everything else is Rasa's: `nlu_fallback` with the threshold as its confidence on top of the
 ranking, and `ambiguity_threshold`. A `threshold` in the config still overrides the bot's own.
+(Rasa checks the components a pipeline requires on the training graph only, where a fallback does not
+run, so a message that reaches it without a recommended threshold gets Rasa's default, with a warning.)
 """
 
 import numbers
@@ -19,6 +21,7 @@ from rasa.nlu.classifiers.fallback_classifier import AMBIGUITY_THRESHOLD_KEY, TH
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import INTENT
 from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.utils.io import raise_warning
 
 from bert_intent.component import RECOMMENDED_THRESHOLD, BertIntentClassifier
 
@@ -27,6 +30,10 @@ from bert_intent.component import RECOMMENDED_THRESHOLD, BertIntentClassifier
 class BertFallbackClassifier(FallbackClassifier):
     """`nlu_fallback` for messages whose top intent is below the threshold the bot's BertIntentClassifier
     recommends (or below `threshold`, when the config sets one), or ambiguous."""
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        super().__init__(config)
+        self._warned = False
 
     @classmethod
     def required_components(cls) -> List[Type]:
@@ -69,11 +76,22 @@ class BertFallbackClassifier(FallbackClassifier):
         return messages
 
     def _threshold(self, message: Message) -> float:
-        """The configured threshold, else the one the message's classifier recommends."""
+        """The configured threshold, else the one the message's classifier recommends, else Rasa's
+        default (with a warning, once: no BertIntentClassifier gave the message its intent)."""
         configured = self.component_config.get(THRESHOLD_KEY)
         if configured is not None:
             return float(configured)
-        return float(message.get(RECOMMENDED_THRESHOLD, FallbackClassifier.get_default_config()[THRESHOLD_KEY]))
+        if message.get(RECOMMENDED_THRESHOLD) is not None:
+            return float(message.get(RECOMMENDED_THRESHOLD))
+        default = float(FallbackClassifier.get_default_config()[THRESHOLD_KEY])
+        if not self._warned:
+            raise_warning(
+                f"BertFallbackClassifier: a message's intent did not come from bert_intent.BertIntentClassifier "
+                f"(with intent_classification on), so it has no recommended threshold; falling back below Rasa's "
+                f"default {default}. Put BertIntentClassifier before it in the pipeline, or set 'threshold'."
+            )
+            self._warned = True
+        return default
 
 
 def _probability(value: Any) -> bool:

@@ -1,6 +1,7 @@
 """BertFallbackClassifier alone, on messages as BertIntentClassifier leaves them (the classifier's own
 part, putting its threshold on each message, and the rasa CLI: tests/test_component.py, tests/test_example_bot.py)."""
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -51,6 +52,16 @@ def test_a_configured_threshold_overrides_the_bots_own(tmp_path: Path) -> None:
     assert intent_of(fallback(tmp_path, threshold=0.4), classified([0.50, 0.05], threshold=0.55))["name"] == "intent_0"
     assert intent_of(fallback(tmp_path, threshold=0.7), classified([0.60, 0.05], threshold=0.55)) == {
         "name": "nlu_fallback", "confidence": 0.7}
+
+
+def test_without_a_recommended_threshold_it_says_so_once_and_uses_rasas_default(tmp_path: Path) -> None:
+    component = fallback(tmp_path)  # e.g. behind another classifier: nothing put a threshold on the messages
+    with pytest.warns(UserWarning, match="no recommended threshold; falling back below Rasa's default 0.3"):
+        assert intent_of(component, classified([0.25, 0.05], threshold=None)) == {"name": "nlu_fallback", "confidence": 0.3}
+        assert intent_of(component, classified([0.35, 0.05], threshold=None))["name"] == "intent_0"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        intent_of(component, classified([0.35, 0.05], threshold=None))
 
 
 def test_ambiguity_is_rasas(tmp_path: Path) -> None:
