@@ -200,6 +200,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         predictions = self._model.predict([texts[index] for index in scored])
         confidences = dict(zip(scored, predictions.confidences))
         found = dict(zip(scored, predictions.entities))
+        threshold = float(self._model.calibration.threshold)  # a Python float: Rasa serialises messages
         for index, message in enumerate(messages):
             if self.config.intent_classification:
                 # An empty or unreadable message (every confidence 0) gets no intent and an empty ranking.
@@ -207,7 +208,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 intent = ranking[0] if ranking else {"name": None, "confidence": 0.0}
                 message.set(INTENT, intent, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, ranking[: self.config.ranking_length or None], add_to_output=True)
-                message.set(RECOMMENDED_THRESHOLD, float(self._model.calibration.threshold))
+                message.set(RECOMMENDED_THRESHOLD, threshold)
             if self._model.entity_types:
                 entities = self.add_extractor_name(found.get(index, []))
                 message.set(ENTITIES, message.get(ENTITIES, []) + entities, add_to_output=True)

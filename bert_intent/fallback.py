@@ -13,10 +13,7 @@ run, so a message that reaches it without a recommended threshold gets Rasa's de
 import numbers
 from typing import Any, Dict, List, Text, Type
 
-from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.fallback_classifier import AMBIGUITY_THRESHOLD_KEY, THRESHOLD_KEY, FallbackClassifier
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import INTENT
@@ -32,6 +29,17 @@ class BertFallbackClassifier(FallbackClassifier):
     recommends (or below `threshold`, when the config sets one), or ambiguous."""
 
     def __init__(self, config: Dict[Text, Any]) -> None:
+        """Check the config (thresholds are numbers from 0 to 1); Rasa's `create` calls this."""
+        threshold, ambiguity = config.get(THRESHOLD_KEY), config.get(AMBIGUITY_THRESHOLD_KEY)
+        if threshold is not None and not _probability(threshold):
+            raise InvalidConfigException(
+                f"BertFallbackClassifier: '{THRESHOLD_KEY}' must be a number from 0 to 1, or null for the "
+                f"threshold training recommends, not {threshold!r}."
+            )
+        if not _probability(ambiguity):
+            raise InvalidConfigException(
+                f"BertFallbackClassifier: '{AMBIGUITY_THRESHOLD_KEY}' must be a number from 0 to 1, not {ambiguity!r}."
+            )
         super().__init__(config)
         self._warned = False
 
@@ -44,27 +52,6 @@ class BertFallbackClassifier(FallbackClassifier):
     def get_default_config() -> Dict[Text, Any]:
         """`threshold: null`: the bot's own; `ambiguity_threshold` as Rasa's FallbackClassifier."""
         return {**FallbackClassifier.get_default_config(), THRESHOLD_KEY: None}
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "BertFallbackClassifier":
-        """Check the config (thresholds are numbers from 0 to 1) and create the component."""
-        threshold, ambiguity = config.get(THRESHOLD_KEY), config.get(AMBIGUITY_THRESHOLD_KEY)
-        if threshold is not None and not _probability(threshold):
-            raise InvalidConfigException(
-                f"BertFallbackClassifier: '{THRESHOLD_KEY}' must be a number from 0 to 1, or null for the "
-                f"threshold training recommends, not {threshold!r}."
-            )
-        if not _probability(ambiguity):
-            raise InvalidConfigException(
-                f"BertFallbackClassifier: '{AMBIGUITY_THRESHOLD_KEY}' must be a number from 0 to 1, not {ambiguity!r}."
-            )
-        return cls(config)
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Rasa's fallback for each message at its threshold (messages no classifier gave an intent
