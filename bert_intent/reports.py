@@ -112,7 +112,7 @@ def summary_line(summary: Dict[str, Any]) -> str:
         f"{summary['learning_rate']:.1e} ({summary['learning_rate_reason']})"
     )
     gibberish = f"catches {summary['gibberish_caught']:.0%} of {summary['gibberish_checks']} generated gibberish messages"
-    threshold = f"recommended FallbackClassifier threshold: {summary['recommended_threshold']:.2f}"
+    threshold = f"fallback threshold: {summary['recommended_threshold']:.2f}, applied by BertFallbackClassifier"
     if "best_epoch" not in summary:
         return line + (
             "; nothing was held out (validation_split is 0, or no intent has 4 examples), so the last epoch is "

@@ -162,7 +162,7 @@ def test_without_anything_held_out_the_priors_are_used_and_the_log_says_why(conf
     assert model.summary["validation_examples"] == 0 and "best_epoch" not in model.summary
     assert "nothing was held out (validation_split is 0, or no intent has 4 examples)" in caplog.text
     assert model.calibration == Calibration()  # the priors
-    assert "recommended FallbackClassifier threshold: 0.50 (the prior" in caplog.text
+    assert "fallback threshold: 0.50, applied by BertFallbackClassifier (the prior" in caplog.text
 
 
 def test_a_small_held_out_set_chooses_the_epoch_but_never_stops_early(config: Dict[str, Any]) -> None:
@@ -186,7 +186,7 @@ def test_training_logs_a_summary_and_saves_it_with_the_model(config: Dict[str, A
     assert model.calibration.fitted_on == validation_examples >= 100
     threshold = model.calibration.threshold
     assert f"calibrated on them, expected calibration error {model.summary['expected_calibration_error']:.3f}" in caplog.text
-    assert f"recommended FallbackClassifier threshold: {threshold:.2f} (keeps {model.summary['threshold_kept']:.0%} of them" in caplog.text
+    assert f"fallback threshold: {threshold:.2f}, applied by BertFallbackClassifier (keeps {model.summary['threshold_kept']:.0%} of them" in caplog.text
     assert model.summary["threshold_kept"] >= 0.90  # 95 %, or at least 90 % where raised to catch gibberish
     model.save(tmp_path)
     stored = json.loads((tmp_path / "bert_intent.json").read_text(encoding="utf-8"))
