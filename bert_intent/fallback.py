@@ -7,13 +7,17 @@ bot's held-out examples, `confidence.py`) on every message it classifies, and th
 below it. Everything else is Rasa's: `nlu_fallback` with the threshold as its confidence on top of the
 ranking, and `ambiguity_threshold`. A `threshold` in the config still overrides the bot's own.
 (Rasa checks the components a pipeline requires on the training graph only, where a fallback does not
-run, so a message that reaches it without a recommended threshold gets Rasa's default, with a warning.)
+run: this one checks, when a trained model is loaded, that a BertIntentClassifier runs before it, and a
+message that still reaches it without a recommended threshold gets Rasa's default, with a warning.)
 """
 
 import numbers
-from typing import Any, Dict, List, Text, Type
+from typing import Any, Dict, List, Set, Text, Type
 
+from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.fallback_classifier import AMBIGUITY_THRESHOLD_KEY, THRESHOLD_KEY, FallbackClassifier
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import INTENT
@@ -29,7 +33,7 @@ class BertFallbackClassifier(FallbackClassifier):
     recommends (or below `threshold`, when the config sets one), or ambiguous."""
 
     def __init__(self, config: Dict[Text, Any]) -> None:
-        """Check the config (thresholds are numbers from 0 to 1); Rasa's `create` calls this."""
+        """Check the config (thresholds are numbers from 0 to 1); `create` calls this."""
         threshold, ambiguity = config.get(THRESHOLD_KEY), config.get(AMBIGUITY_THRESHOLD_KEY)
         if threshold is not None and not _probability(threshold):
             raise InvalidConfigException(
@@ -42,6 +46,27 @@ class BertFallbackClassifier(FallbackClassifier):
             )
         super().__init__(config)
         self._warned = False
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "BertFallbackClassifier":
+        """The component of a pipeline that runs BertIntentClassifier before it, or sets `threshold`:
+        otherwise no message would bring the threshold to fall back at (before the classifier: no intent)."""
+        schema, node = execution_context.graph_schema, execution_context.node_name
+        if config.get(THRESHOLD_KEY) is None and node in schema.nodes and not any(
+            issubclass(schema.nodes[ancestor].uses, BertIntentClassifier) for ancestor in _ancestors(schema, node)
+        ):
+            raise InvalidConfigException(
+                "BertFallbackClassifier falls back below the threshold BertIntentClassifier recommends, but no "
+                "bert_intent.BertIntentClassifier comes before it in the pipeline. Put it after "
+                "BertIntentClassifier in config.yml, or give it a 'threshold', and train again."
+            )
+        return cls(config)
 
     @classmethod
     def required_components(cls) -> List[Type]:
@@ -83,3 +108,15 @@ class BertFallbackClassifier(FallbackClassifier):
 
 def _probability(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _ancestors(schema: GraphSchema, node: Text) -> Set[Text]:
+    """The nodes whose outputs `node` needs, directly or through others (inputs such as `__message__` excluded)."""
+    found: Set[Text] = set()
+    waiting = [node]
+    while waiting:
+        for parent in schema.nodes[waiting.pop()].needs.values():
+            if parent in schema.nodes and parent not in found:
+                found.add(parent)
+                waiting.append(parent)
+    return found

@@ -7,8 +7,10 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.recipes.recipe import Recipe
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
+from rasa.shared.data import TrainingType
 from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
@@ -76,6 +78,30 @@ def test_an_empty_message_falls_back_and_one_without_an_intent_is_left_alone(tmp
     assert intent_of(fallback(tmp_path), empty) == {"name": "nlu_fallback", "confidence": 0.55}
     untouched = fallback(tmp_path).process([Message(data={TEXT: "你好"})])[0]  # training had no intents
     assert untouched.get(INTENT) is None
+
+
+def loaded_in(pipeline: List[Dict[str, Any]], tmp_path: Path) -> BertFallbackClassifier:
+    """The fallback as loading a model trained with `pipeline` creates it: in the graph Rasa builds for serving."""
+    config = {"recipe": "default.v1", "language": "zh", "pipeline": pipeline, "policies": []}
+    schema = Recipe.recipe_for_name("default.v1").graph_config_for_recipe(config, {}, TrainingType.NLU).predict_schema
+    node = next(name for name, node in schema.nodes.items() if node.uses is BertFallbackClassifier)
+    return BertFallbackClassifier.create(
+        {**BertFallbackClassifier.get_default_config(), **schema.nodes[node].config},
+        LocalModelStorage(tmp_path), Resource(node), ExecutionContext(schema, node_name=node),
+    )
+
+
+def test_a_pipeline_without_bert_intent_classifier_before_it_is_refused_unless_it_sets_a_threshold(tmp_path: Path) -> None:
+    tokenizer, classifier, falls_back = (
+        {"name": "JiebaTokenizer"}, {"name": "bert_intent.BertIntentClassifier"}, {"name": "bert_intent.BertFallbackClassifier"}
+    )
+    assert loaded_in([tokenizer, classifier, falls_back], tmp_path)
+    refused = "no bert_intent.BertIntentClassifier comes before it in the pipeline. Put it after"
+    with pytest.raises(InvalidConfigException, match=refused):
+        loaded_in([tokenizer, falls_back, classifier], tmp_path)  # before it, no message would have an intent yet
+    with pytest.raises(InvalidConfigException, match=refused):
+        loaded_in([tokenizer, {"name": "LogisticRegressionClassifier"}, falls_back], tmp_path)
+    assert loaded_in([tokenizer, {"name": "LogisticRegressionClassifier"}, {**falls_back, "threshold": 0.6}], tmp_path)
 
 
 @pytest.mark.parametrize("config, named", [
