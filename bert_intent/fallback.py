@@ -12,9 +12,9 @@ message that still reaches it without a recommended threshold gets Rasa's defaul
 """
 
 import numbers
-from typing import Any, Dict, List, Set, Text, Type
+from typing import Any, Dict, List, Text
 
-from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
@@ -46,6 +46,7 @@ class BertFallbackClassifier(FallbackClassifier):
             )
         super().__init__(config)
         self._warned = False
+        self._fallbacks: Dict[float, FallbackClassifier] = {}
 
     @classmethod
     def create(
@@ -59,7 +60,7 @@ class BertFallbackClassifier(FallbackClassifier):
         otherwise no message would bring the threshold to fall back at (before the classifier: no intent)."""
         schema, node = execution_context.graph_schema, execution_context.node_name
         if config.get(THRESHOLD_KEY) is None and node in schema.nodes and not any(
-            issubclass(schema.nodes[ancestor].uses, BertIntentClassifier) for ancestor in _ancestors(schema, node)
+            issubclass(before.uses, BertIntentClassifier) for before in schema.minimal_graph_schema([node]).nodes.values()
         ):
             raise InvalidConfigException(
                 "BertFallbackClassifier falls back below the threshold BertIntentClassifier recommends, but no "
@@ -67,11 +68,6 @@ class BertFallbackClassifier(FallbackClassifier):
                 "BertIntentClassifier in config.yml, or give it a 'threshold', and train again."
             )
         return cls(config)
-
-    @classmethod
-    def required_components(cls) -> List[Type]:
-        """The classifier whose recommended threshold it applies must come before it."""
-        return [BertIntentClassifier]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -82,10 +78,15 @@ class BertFallbackClassifier(FallbackClassifier):
         """Rasa's fallback for each message at its threshold (messages no classifier gave an intent
         field, as when training had no intents, are left as they are)."""
         for message in messages:
-            if message.get(INTENT) is None:
-                continue
-            FallbackClassifier({**self.component_config, THRESHOLD_KEY: self._threshold(message)}).process([message])
+            if message.get(INTENT) is not None:
+                self._fallback_at(self._threshold(message)).process([message])
         return messages
+
+    def _fallback_at(self, threshold: float) -> FallbackClassifier:
+        """Rasa's FallbackClassifier at `threshold`, made once per threshold (a loaded model has one)."""
+        if threshold not in self._fallbacks:
+            self._fallbacks[threshold] = FallbackClassifier({**self.component_config, THRESHOLD_KEY: threshold})
+        return self._fallbacks[threshold]
 
     def _threshold(self, message: Message) -> float:
         """The configured threshold, else the one the message's classifier recommends, else Rasa's
@@ -109,14 +110,3 @@ class BertFallbackClassifier(FallbackClassifier):
 def _probability(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value <= 1
 
-
-def _ancestors(schema: GraphSchema, node: Text) -> Set[Text]:
-    """The nodes whose outputs `node` needs, directly or through others (inputs such as `__message__` excluded)."""
-    found: Set[Text] = set()
-    waiting = [node]
-    while waiting:
-        for parent in schema.nodes[waiting.pop()].needs.values():
-            if parent in schema.nodes and parent not in found:
-                found.add(parent)
-                waiting.append(parent)
-    return found
