@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
@@ -31,3 +32,17 @@ def test_shared_data_benchmarks_say_they_skip_without_the_shared_folder(script: 
     )
     assert result.returncode == 0, result.stderr
     assert "skipping" in result.stdout
+
+
+def test_the_emulated_fast_int8_kernel_saturates_only_pairs_beyond_16_bits() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    from int8_overflow import exact_product, saturated_product
+
+    activations = np.array([[255, 255, 10, 20, 3]], dtype=np.uint8)  # zero point 100
+    weights = np.array([[127, -5], [127, 7], [-128, 9], [1, -2], [50, 4]], dtype=np.int8)
+    zero_point = np.array(100, dtype=np.uint8)
+    expected = (activations.astype(np.int64) - 100) @ weights.astype(np.int64)
+    assert exact_product(activations, weights, zero_point).tolist() == expected.tolist()
+    # Column 0's first pair of products, 255 * 127 * 2 = 64 770, is held at 32 767; everything else fits.
+    saturated = saturated_product(activations, weights, zero_point)
+    assert (expected - saturated).tolist() == [[64770 - 32767, 0]]

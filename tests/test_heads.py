@@ -110,6 +110,14 @@ def test_every_parameter_is_found_again_in_the_onnx_file(fitted_network: tuple, 
         assert torch.allclose(weights[name], parameter, atol=scale + 1e-6), name
 
 
+def test_the_onnx_session_computes_int8_products_exactly_on_every_cpu(fitted_network: tuple, tmp_path: Path) -> None:
+    tokenizer, network = fitted_network
+    path = tmp_path / "model.onnx"
+    onnx_network.export(network, tokenizer.model_input_names, path, quantize=True)
+    options = onnx_network.session(path, threads=1).get_session_options()
+    assert options.get_session_config_entry(onnx_network.EXACT_INT8_PRODUCT) == "1"
+
+
 @pytest.mark.skipif(not (torch.cuda.is_available() or torch.backends.mps.is_available()), reason="needs a GPU")
 def test_the_closed_form_fit_works_with_the_network_on_a_gpu(fitted_network: tuple) -> None:
     tokenizer, network = fitted_network
