@@ -27,6 +27,8 @@ from onnxruntime.capi import onnxruntime_pybind11_state as runtime_state
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 
+from bert_intent.settings import usable_cores
+
 # ONNX Runtime's quantizer renames a quantized initializer W into these three.
 _QUANTIZED, _SCALE, _ZERO_POINT = "_quantized", "_scale", "_zero_point"
 _OPSET = 17
@@ -173,10 +175,10 @@ def torch_weights(path: Path, locations: Dict[str, List]) -> Dict[str, torch.Ten
 
 def session(path: Path, threads: Optional[int]) -> onnxruntime.InferenceSession:
     """A CPU ONNX Runtime session, exact in int8 on every x86 CPU (see EXACT_INT8_PRODUCT); `threads`
-    None uses every core this process may run on."""
+    None uses every core this process may run on (`usable_cores`)."""
     options = onnxruntime.SessionOptions()
     options.add_session_config_entry(EXACT_INT8_PRODUCT, "1")
-    options.intra_op_num_threads = threads or _usable_cores()
+    options.intra_op_num_threads = threads or usable_cores()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -186,12 +188,6 @@ def output_widths(runtime_session: onnxruntime.InferenceSession) -> Tuple[int, i
     """How many intents and entity tags the network in `runtime_session` scores."""
     confidences, tag_probabilities = runtime_session.get_outputs()
     return int(confidences.shape[-1]), int(tag_probabilities.shape[-1])
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 @contextlib.contextmanager

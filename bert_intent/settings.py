@@ -1,14 +1,21 @@
 """The classifier's configuration: its keys (defaults, what each allows), validation into typed, frozen
-`Settings`, and device resolution."""
+`Settings`, and what the machine offers (device, precision, CPU threads)."""
 
+import contextlib
 import dataclasses
+import logging
+import math
+import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, NamedTuple, Optional, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 from bert_intent.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
+
+logger = logging.getLogger(__name__)
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 # The shapes of a BERT built from scratch (`checkpoints.SIZE_PRESETS`).
@@ -268,3 +275,43 @@ def cpu_computes_bf16() -> bool:
     except OSError:
         return False
     return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may run on (its CPU affinity), at most its container's CPU quota rounded up
+    (cgroup v2 `cpu.max`, v1 `cpu/cpu.cfs_quota_us`): a container limited to 2 CPUs on a 32-core host
+    sees 32 cores, and threads beyond its quota only wait for it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cpu_quota(cgroup)
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
+
+
+def _cpu_quota(cgroup: Path) -> Optional[float]:
+    """How many CPUs' worth of time the container may use, or None without a limit (or a cgroup to read)."""
+    readers = (
+        lambda: (cgroup / "cpu.max").read_text().split()[:2],
+        lambda: [(cgroup / "cpu" / name).read_text().strip() for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us")],
+    )
+    for read in readers:
+        try:
+            quota, period = read()
+            return int(quota) / int(period) if int(quota) > 0 and int(period) > 0 else None
+        except (OSError, ValueError):  # no such file, or "max" (no limit)
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def torch_threads_within_quota() -> Iterator[None]:
+    """torch's CPU threads at most `usable_cores()` inside the block (torch counts the cores it sees, a
+    container's quota aside), as they were after it."""
+    import torch
+
+    before, cores = torch.get_num_threads(), usable_cores()
+    if before > cores:
+        logger.info("torch runs %d threads instead of %d: this process may use %d CPUs (its container's quota).", cores, before, cores)
+        torch.set_num_threads(cores)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

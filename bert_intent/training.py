@@ -21,7 +21,7 @@ from bert_intent.layers import freeze_bottom, freeze_word_embeddings, set_dropou
 from bert_intent.model import IntentModel
 from bert_intent.network import IntentNetwork
 from bert_intent.reports import ConfidenceReport, epoch_history, summary_line, training_summary, write_reports
-from bert_intent.settings import Settings, resolve_device, resolve_precision
+from bert_intent.settings import Settings, resolve_device, resolve_precision, torch_threads_within_quota
 from bert_intent.trainer import HeldOutPredictions, KeepBestEpoch, build_trainer
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,20 @@ def fine_tune(
 
     Examples of a multi-intent (two intents' names joined by `intent_split_symbol`, both with examples
     of their own) are not learned as a label: they help decide when a message holds both parts
-    (`multi_intent.py`).
+    (`multi_intent.py`). torch trains with at most the CPUs a container's quota allows.
     """
+    with torch_threads_within_quota():
+        return _fine_tune(texts, intents, settings, start_from, epoch_fraction, annotations)
+
+
+def _fine_tune(
+    texts: Sequence[str],
+    intents: Sequence[str],
+    settings: Settings,
+    start_from: Optional[IntentModel],
+    epoch_fraction: float,
+    annotations: Sequence[Sequence[Dict[str, Any]]],
+) -> IntentModel:
     if len(texts) != len(intents) or not texts:
         raise ValueError("fine_tune needs as many intents as texts, and at least one of each.")
     not_text = next((index for index, text in enumerate(texts) if not isinstance(text, str)), None)
