@@ -17,7 +17,6 @@ product pairs that saturated.
 
 import argparse
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -28,8 +27,9 @@ from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bert_intent.model import METADATA_FILE, NETWORK_FILE, IntentModel  # noqa: E402
-from bert_intent.parts import read_nlu  # noqa: E402
+from bert_intent.model import NETWORK_FILE, IntentModel  # noqa: E402
+from bert_intent.parts import read_nlu, unpack  # noqa: E402
+from bert_intent.settings import cpu_flags  # noqa: E402
 
 _INT16 = (-(2**15), 2**15 - 1)
 _ROWS_AT_ONCE = 8
@@ -103,14 +103,6 @@ class EmulatedSession:
         return self.evaluator.run(None, feeds)
 
 
-def cpu_has_vnni() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            return any("vnni" in line for line in cpuinfo if line.startswith("flags"))
-    except OSError:
-        return False
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="a Rasa model archive (.tar.gz) with a BertIntentClassifier")
@@ -118,12 +110,11 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=300, help="at most this many messages (a seeded sample)")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bert-intent-int8-") as scratch:
-        with tarfile.open(arguments.model) as tar:
-            tar.extractall(scratch, members=[member for member in tar.getmembers() if member.isfile() or member.isdir()])
-        directory = sorted(path.parent for path in Path(scratch).rglob(METADATA_FILE))[0]
+        directory = unpack(arguments.model, Path(scratch))
         model = IntentModel.load(directory, torch.device("cpu"), "onnx")
         texts, truth = _known_messages(model, arguments.nlu, arguments.limit)
-        print(f"{len(texts)} messages; this CPU {'has' if cpu_has_vnni() else 'has no'} VNNI.")
+        has_vnni = bool(cpu_flags() & {"avx512_vnni", "avx_vnni"})
+        print(f"{len(texts)} messages; this CPU {'has' if has_vnni else 'has no'} VNNI.")
         confidences = {"torch, the same weights in float32": IntentModel.load(directory, torch.device("cpu"), "torch").confidences(texts)}
         for name, session in (
             ("ONNX Runtime here", model.session),

@@ -85,13 +85,19 @@ def evaluate_entities(
 
 def load_from_archive(archive: Path, scratch: Path) -> IntentModel:
     """The BertIntentClassifier in a Rasa model archive (unpacked into `scratch`), with its torch network."""
+    return IntentModel.load(unpack(archive, scratch), torch.device("cpu"), "torch")
+
+
+def unpack(archive: Path, scratch: Path) -> Path:
+    """Unpack a Rasa model archive into `scratch` (members that would land outside it are skipped) and
+    return the folder of its BertIntentClassifier."""
     with tarfile.open(archive) as tar:
         members = [member for member in tar.getmembers() if _safe(member.name) and (member.isfile() or member.isdir())]
         tar.extractall(scratch, members=members)
     found = sorted(path.parent for path in scratch.rglob(METADATA_FILE))
     if not found:
         raise BertIntentError(f"{archive} has no trained BertIntentClassifier (no {METADATA_FILE} in it).")
-    return IntentModel.load(found[0], torch.device("cpu"), "torch")
+    return found[0]
 
 
 def read_nlu(path: Path) -> Tuple[List[str], List[str]]:

@@ -8,7 +8,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, NamedTuple, Optional, Set, Tuple
 
 from bert_intent.errors import ConfigError
 
@@ -268,13 +268,17 @@ def resolve_precision(precision: str, device: "torch.device") -> str:
 
 
 def cpu_computes_bf16() -> bool:
-    """Whether this CPU has bf16 instructions (read from /proc/cpuinfo: Linux; False elsewhere)."""
+    """Whether this CPU has bf16 instructions."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags() -> Set[str]:
+    """This CPU's feature flags (read from /proc/cpuinfo: Linux; none elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            flags = {flag for line in cpuinfo if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+            return {flag for line in cpuinfo if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
     except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+        return set()
 
 
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
@@ -288,17 +292,16 @@ def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 
 def _cpu_quota(cgroup: Path) -> Optional[float]:
     """How many CPUs' worth of time the container may use, or None without a limit (or a cgroup to read)."""
-    readers = (
-        lambda: (cgroup / "cpu.max").read_text().split()[:2],
-        lambda: [(cgroup / "cpu" / name).read_text().strip() for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us")],
-    )
-    for read in readers:
-        try:
-            quota, period = read()
-            return int(quota) / int(period) if int(quota) > 0 and int(period) > 0 else None
-        except (OSError, ValueError):  # no such file, or "max" (no limit)
-            continue
-    return None
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]  # cgroup v2: "200000 100000", "max 100000"
+    except (OSError, ValueError):
+        try:  # cgroup v1: a quota of -1 is no limit
+            quota, period = ((cgroup / "cpu" / name).read_text().strip() for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"))
+        except OSError:
+            return None
+    if not (quota.isdigit() and period.isdigit()) or int(quota) == 0 or int(period) == 0:
+        return None
+    return int(quota) / int(period)
 
 
 @contextlib.contextmanager
