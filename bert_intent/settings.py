@@ -4,10 +4,8 @@
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, NamedTuple, Optional, Set, Tuple
 
 from bert_intent.errors import ConfigError
@@ -281,27 +279,17 @@ def cpu_flags() -> Set[str]:
         return set()
 
 
-def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """The cores this process may run on (its CPU affinity), at most its container's CPU quota rounded up
-    (cgroup v2 `cpu.max`, v1 `cpu/cpu.cfs_quota_us`): a container limited to 2 CPUs on a 32-core host
-    sees 32 cores, and threads beyond its quota only wait for it."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    quota = _cpu_quota(cgroup)
-    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, at most its container's CPU quota rounded up
+    (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`) and `LOKY_MAX_CPU_COUNT` when set, as joblib counts
+    them for scikit-learn. A container limited to 2 CPUs on a 32-core host sees 32 cores, and threads
+    beyond its quota only wait for it."""
+    from joblib import cpu_count
 
-
-def _cpu_quota(cgroup: Path) -> Optional[float]:
-    """How many CPUs' worth of time the container may use, or None without a limit (or a cgroup to read)."""
     try:
-        quota, period = (cgroup / "cpu.max").read_text().split()[:2]  # cgroup v2: "200000 100000", "max 100000"
-    except (OSError, ValueError):
-        try:  # cgroup v1: a quota of -1 is no limit
-            quota, period = ((cgroup / "cpu" / name).read_text().strip() for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"))
-        except OSError:
-            return None
-    if not (quota.isdigit() and period.isdigit()) or int(quota) == 0 or int(period) == 0:
-        return None
-    return int(quota) / int(period)
+        return cpu_count()
+    except (OSError, ValueError):  # a cgroup file that cannot be read or parsed: no quota known
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @contextlib.contextmanager

@@ -1,11 +1,10 @@
 """Config validation: defaults, unknown keys, bad values, device resolution."""
 
 import dataclasses
-import os
 import subprocess
 import sys
-from pathlib import Path
 
+import joblib
 import pytest
 import torch
 
@@ -105,19 +104,10 @@ def test_validating_a_configuration_loads_no_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("files, limited", [
-    ({"cpu.max": "50000 100000\n"}, True),  # cgroup v2: half a CPU
-    ({"cpu.max": "max 100000\n"}, False),
-    ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, True),  # cgroup v1: one CPU
-    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, False),
-    ({}, False),
-])
-def test_usable_cores_stay_within_the_containers_cpu_quota(files: dict, limited: bool, tmp_path: Path) -> None:
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert settings.usable_cores(tmp_path) == (1 if limited else cores)
+def test_usable_cores_follow_joblibs_count_and_its_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.usable_cores() == joblib.cpu_count()  # affinity and the container's CPU quota
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert settings.usable_cores() == 1
 
 
 def test_torch_threads_are_capped_inside_the_block_and_restored_after(monkeypatch: pytest.MonkeyPatch) -> None:
