@@ -5,7 +5,9 @@ A scratch BERT needs no download, so it trains anywhere; it learns only from the
 it is less accurate than a fine-tuned pretrained checkpoint.
 """
 
+import logging
 import re
+import string
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -18,6 +20,8 @@ from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
 from bert_intent.errors import ModelLoadError
 from bert_intent.network import IntentNetwork
 from bert_intent.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # Shapes of Google's compact BERTs ("Well-Read Students Learn Better", Turc et al. 2019).
 SIZE_PRESETS: Dict[str, Dict[str, int]] = {
@@ -81,6 +85,12 @@ def load_pretrained(
     transformers.logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False)
+        if _reads_capitals_only_in_lower_case(tokenizer):
+            logger.info(
+                "The tokenizer of '%s' keeps capital letters, but its vocabulary has almost none (every word "
+                "with one would read as [UNK]): Latin letters are lower-cased, as the vocabulary was built.", model_name,
+            )
+            tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False, do_lower_case=True)
         network = IntentNetwork.from_pretrained(
             model_name, len(labels), num_tags, use_safetensors=True, trust_remote_code=False
         )
@@ -97,6 +107,15 @@ def load_pretrained(
         transformers.logging.set_verbosity(previous_verbosity)
     _fill_vocabulary_holes(tokenizer)
     return tokenizer, network
+
+
+def _reads_capitals_only_in_lower_case(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether most capital letters A-Z read as [UNK] while their lower-case letters are tokens: a
+    case-keeping tokenizer over an uncased vocabulary (bert-base-chinese's tokenizer_config says
+    `do_lower_case: false`, and its vocabulary, built lower-cased, has 4 of the 26 capitals)."""
+    unknown = [tokenizer.unk_token]
+    lost = [letter for letter in string.ascii_uppercase if tokenizer.tokenize(letter) == unknown and tokenizer.tokenize(letter.lower()) != unknown]
+    return len(lost) > len(string.ascii_uppercase) // 2
 
 
 def _fill_vocabulary_holes(tokenizer: PreTrainedTokenizerBase) -> None:
