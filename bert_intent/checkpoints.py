@@ -114,7 +114,10 @@ def _reads_capitals_only_in_lower_case(tokenizer: PreTrainedTokenizerBase) -> bo
     case-keeping tokenizer over an uncased vocabulary (bert-base-chinese's tokenizer_config says
     `do_lower_case: false`, and its vocabulary, built lower-cased, has 4 of the 26 capitals)."""
     unknown = [tokenizer.unk_token]
-    lost = [letter for letter in string.ascii_uppercase if tokenizer.tokenize(letter) == unknown and tokenizer.tokenize(letter.lower()) != unknown]
+    lost = [
+        letter for letter in string.ascii_uppercase
+        if tokenizer.tokenize(letter) == unknown and tokenizer.tokenize(letter.lower()) != unknown
+    ]
     return len(lost) > len(string.ascii_uppercase) // 2
 
 
