@@ -24,6 +24,7 @@ def test_train_quality_says_it_skips_without_the_dataset(tmp_path: Path) -> None
 @pytest.mark.parametrize("script", [
     "few_shot.py", "confidence.py", "entities.py", "multi_intent.py", "train_speed.py", "gpu_train.py",
     "open_world_parts.py", "held_out_split.py", "adapted_encoder.py", "cased_tokenizer.py",
+    "word_bounded_ngrams.py",
 ])
 def test_shared_data_benchmarks_say_they_skip_without_the_shared_folder(script: str, tmp_path: Path) -> None:
     result = subprocess.run(
