@@ -1,19 +1,22 @@
-"""Screening the n-gram head's features: today's character n-grams, word-bounded ones, and both.
+"""Screening the n-gram head's features: its own n-grams, beside the n-grams inside words, and why.
 
     .venv/bin/python benchmarks/word_bounded_ngrams.py [--datasets bot cais] [--k 5 10 20 100 all] [--draws 3]
 
 Rasa's DIET pipeline reads character n-grams inside jieba's words (JiebaTokenizer + CountVectorsFeaturizer
-`char_wb`); the n-gram head reads them across the whole message. This script compares the two feature
-sets, and their union, with the same classifier as `heads.NgramHead` (scikit-learn's multinomial logistic
+`char_wb`). Since session 36 the n-gram head reads those beside its n-grams across the whole message.
+This script compares feature sets with the head's classifier (scikit-learn's multinomial logistic
 regression, C = 10, balanced class weights, on TF-IDF features of unit length), on `few_shot.py`'s draws
 and test messages (single intents only; Rasa-free, seconds per draw):
 
-- `today`: character 1- to 4-grams of the lower-cased message between a start and an end marker, as the
+- `before`: character 1- to 4-grams of the lower-cased message between a start and an end marker, as the
   head hashes BERT's tokens between [CLS] and [SEP] (for Chinese, characters; an emulation, not the head);
-- `word-bounded`: character 1- to 4-grams inside each jieba word padded with spaces (`char_wb`, as DIET);
-- `union`: both sets side by side, each TF-IDF weighted, the whole of unit length.
+- `with words`: those, and the n-grams of each jieba word padded with spaces, as `char_wb` makes them,
+  leaving out the n-grams of spaces alone (the head since session 36, `hashing.word_ngram_buckets`);
+- `with words and spaces`: also `char_wb`'s n-grams of spaces alone, two per word: a count of the
+  message's words, which TF-IDF weighs like any n-gram (the union first screened);
+- `before + word count`: `before` and only that count.
 
-Medians over draws, then each draw. Nothing here is served: it screens a change to the head.
+Medians over draws, then each draw. Nothing here is served: it screens the head's features.
 """
 
 import argparse
@@ -29,37 +32,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from few_shot import DATASETS, SHARED, draw  # noqa: E402
 
 NGRAM_C = 10.0  # heads.NGRAM_C
+MAX_NGRAM = 4  # hashing.MAX_NGRAM
 
 
-def feature_sets() -> Dict[str, Callable[[], object]]:
-    """Each system's featurizer (a fresh, unfitted scikit-learn transformer)."""
+def feature_sets() -> Dict[str, Callable[[str], List[str]]]:
+    """Each system's analyzer: the features of a message."""
     import jieba
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion, make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, Normalizer
 
     jieba.setLogLevel(logging.WARNING)
 
-    def today() -> object:
-        marked = FunctionTransformer(lambda texts: [f"^{text.lower()}$" for text in texts])
-        return make_pipeline(marked, TfidfVectorizer(analyzer="char", ngram_range=(1, 4), lowercase=False))
+    def grams(text: str) -> List[str]:
+        return [text[start : start + size] for size in range(1, MAX_NGRAM + 1) for start in range(len(text) - size + 1)]
 
-    def word_bounded() -> object:
-        words = FunctionTransformer(lambda texts: [" ".join(jieba.lcut(text)) for text in texts])
-        return make_pipeline(words, TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4)))
+    def before(text: str) -> List[str]:
+        return ["message:" + gram for gram in grams(f"^{text.lower()}$")]
 
-    def union() -> object:
-        return make_pipeline(FeatureUnion([("today", today()), ("word-bounded", word_bounded())]), Normalizer())
+    def words(text: str, spaces: bool) -> List[str]:
+        return ["word:" + gram for word in jieba.lcut(text.lower()) if word.strip()
+                for gram in grams(f" {word} ") if spaces or gram.strip()]
 
-    return {"today": today, "word-bounded": word_bounded, "union": union}
+    return {
+        "before": before,
+        "with words": lambda text: before(text) + words(text, spaces=False),
+        "with words and spaces": lambda text: before(text) + words(text, spaces=True),
+        "before + word count": lambda text: before(text) + [gram for gram in words(text, spaces=True) if not gram[5:].strip()],
+    }
 
 
-def accuracy(make: Callable[[], object], train: Sequence[tuple], test: Sequence[tuple]) -> float:
+def accuracy(analyzer: Callable[[str], List[str]], train: Sequence[tuple], test: Sequence[tuple]) -> float:
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     texts, intents = zip(*train)
-    model = make_pipeline(make(), LogisticRegression(C=NGRAM_C, class_weight="balanced", max_iter=3000))
+    model = make_pipeline(TfidfVectorizer(analyzer=analyzer), LogisticRegression(C=NGRAM_C, class_weight="balanced", max_iter=3000))
     model.fit(list(texts), list(intents))
     test_texts, test_intents = zip(*test)
     return float(np.mean(model.predict(list(test_texts)) == np.array(test_intents)))
@@ -85,8 +91,8 @@ def main() -> None:
             results: Dict[str, List[float]] = {name: [] for name in systems}
             for seed in draws:
                 drawn = single(draw(train, None if k == "all" else int(k), seed))
-                for name, make in systems.items():
-                    results[name].append(accuracy(make, drawn, single(test)))
+                for name, analyzer in systems.items():
+                    results[name].append(accuracy(analyzer, drawn, single(test)))
             medians = " | ".join(f"{statistics.median(values):.3f}" for values in results.values())
             per_draw = " / ".join(" ".join(f"{value:.3f}" for value in values) for values in results.values())
             print(f"| {dataset} | {k} | {medians} | {per_draw} |", flush=True)

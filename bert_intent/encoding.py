@@ -1,7 +1,8 @@
-"""Examples as the network reads them: the one tokenizer call, the entity types to learn, each token's
-tag, and the collator that pads a batch."""
+"""Examples as the network reads them: the one tokenizer call (with where each word starts, by jieba's
+segmentation), the entity types to learn, each token's tag, and the collator that pads a batch."""
 
 import logging
+from functools import lru_cache
 from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
@@ -10,11 +11,13 @@ from transformers import BatchEncoding, DataCollatorWithPadding, PreTrainedToken
 from bert_intent import entities
 from bert_intent.entities import EntityType
 from bert_intent.errors import BertIntentError
+from bert_intent.hashing import IN_WORD, NO_WORD, WORD_START
 
 logger = logging.getLogger(__name__)
 
 # Annotations that cannot be learned from are warned about one by one up to this many, then counted.
 _ANNOTATION_WARNINGS = 10
+WORD_STARTS = "word_starts"  # the network's input: where each word starts (`word_starts`)
 
 
 def tokenize(
@@ -25,16 +28,40 @@ def tokenize(
     padding: bool = False,
     offsets: bool = True,
 ) -> BatchEncoding:
-    """Token ids, attention mask and (with `offsets`) each token's character offsets (`offset_mapping`)
-    of `texts`, truncated to `max_length` tokens: how every part of the package reads a message."""
-    return tokenizer(
-        list(texts),
-        padding=padding,
-        truncation=True,
-        max_length=max_length,
-        return_tensors=return_tensors,
-        return_offsets_mapping=offsets,
-    )
+    """Token ids, attention mask, where words start (`WORD_STARTS`) and (with `offsets`) each token's
+    character offsets (`offset_mapping`) of `texts`, truncated to `max_length` tokens: how every part of
+    the package reads a message."""
+    encodings = tokenizer(list(texts), padding=padding, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    encodings[WORD_STARTS] = [word_starts(text, row) for text, row in zip(texts, encodings["offset_mapping"])]
+    if not offsets:
+        encodings.pop("offset_mapping")
+    return BatchEncoding(dict(encodings), tensor_type=return_tensors)
+
+
+def word_starts(text: str, offsets: Sequence[Tuple[int, int]]) -> List[int]:
+    """For each token (its character offsets in `text`): WORD_START where one of the text's words starts
+    (jieba's segmentation: a Chinese word, or a word between spaces), IN_WORD inside one, NO_WORD for
+    special tokens and padding (which have no characters)."""
+    starts = _word_start_positions(text)
+    return [NO_WORD if end <= start else WORD_START if start in starts else IN_WORD for start, end in offsets]
+
+
+def load_segmenter() -> None:
+    """Load jieba's dictionary now (about half a second), not at the first message."""
+    _segmenter().initialize()
+
+
+@lru_cache(maxsize=4096)
+def _word_start_positions(text: str) -> frozenset:
+    return frozenset(start for word, start, _ in _segmenter().tokenize(text) if word.strip())
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # not "Building prefix dict..." on stderr at its first use
+    return jieba
 
 
 def batches_by_length(texts: Sequence[str], batch_size: int) -> List[List[int]]:
@@ -114,12 +141,15 @@ def _entity_tags(
 
 
 class PadWithTags(DataCollatorWithPadding):
-    """Pads the tokenizer's outputs as DataCollatorWithPadding does, and entity tags with IGNORED."""
+    """Pads the tokenizer's outputs as DataCollatorWithPadding does, entity tags with IGNORED and word
+    starts with NO_WORD."""
 
     def __call__(self, features: List[Dict[str, Any]]) -> Dict[str, Any]:
-        tags = [feature["entity_tags"] for feature in features if "entity_tags" in feature]
-        batch = super().__call__([{key: value for key, value in feature.items() if key != "entity_tags"} for feature in features])
-        if tags:
-            width = batch["input_ids"].shape[1]
-            batch["entity_tags"] = torch.tensor([row + [entities.IGNORED] * (width - len(row)) for row in tags])
+        padded = {"entity_tags": entities.IGNORED, WORD_STARTS: NO_WORD}
+        rows = {name: [feature[name] for feature in features if name in feature] for name in padded}
+        batch = super().__call__([{key: value for key, value in feature.items() if key not in padded} for feature in features])
+        width = batch["input_ids"].shape[1]
+        for name, values in rows.items():
+            if values:
+                batch[name] = torch.tensor([list(row) + [padded[name]] * (width - len(row)) for row in values])
         return batch

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
-from bert_intent.encoding import batches_by_length, tokenize, valid_unicode
+from bert_intent.encoding import WORD_STARTS, batches_by_length, load_segmenter, tokenize, valid_unicode
 from bert_intent.entities import EntityType, Reading
 from bert_intent.errors import ModelLoadError
 from bert_intent.multi_intent import Decision, JoinedIntent
@@ -31,7 +31,7 @@ TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
 # 8: the network reads a message's parts (input part_mask); 7: the closed-form heads as named modules (parameter names changed); 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
 # 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 
 
 @dataclass
@@ -233,7 +233,7 @@ class IntentModel:
                 raise ValueError("Only a model with its torch network (a trained or torch-loaded one) can be saved.")
             started = time.monotonic()
             metadata["parameters"] = onnx_network.export(
-                self.network, self.tokenizer.model_input_names, directory / NETWORK_FILE, self.settings.quantize
+                self.network, [*self.tokenizer.model_input_names, WORD_STARTS], directory / NETWORK_FILE, self.settings.quantize
             )
             logger.info(
                 "Saved the network as %s (%s weights, %.1f MB) in %.0f s.", NETWORK_FILE,
@@ -274,6 +274,7 @@ class IntentModel:
         if len(labels) == 1 and not entity_types:
             return cls(labels, settings, summary=summary, calibration=calibration)
         network_file = _required(directory / NETWORK_FILE)
+        load_segmenter()
         tokenizer = _read(
             _required(directory / TOKENIZER_FILE), lambda: AutoTokenizer.from_pretrained(directory, local_files_only=True)
         )

@@ -1,6 +1,6 @@
 """Examples as the network reads them: the tokenizer call, each example's tags, and the padded batch."""
 
-from bert_intent import encoding, entities
+from bert_intent import encoding, entities, hashing
 from bert_intent.checkpoints import build_from_scratch
 from bert_intent.encoding import PadWithTags
 from bert_intent.entities import EntityType
@@ -38,3 +38,15 @@ def test_batches_by_length_hold_every_text_once_shortest_first() -> None:
     texts = ["四个字啊", "一", "三个字", "两字", "五个字的话"]
     assert encoding.batches_by_length(texts, 2) == [[1, 3], [2, 0], [4]]
     assert encoding.batches_by_length([], 2) == []
+
+
+def test_each_token_says_whether_it_starts_a_word_by_jiebas_segmentation() -> None:
+    tokenizer, _ = build_from_scratch(["我想听周杰伦的稻香 play it"], ["a"], "tiny", 32)
+    encoded = encoding.tokenize(tokenizer, ["我想听周杰伦的稻香 play it", "好"], max_length=32, padding=True)
+    start, inside, none = hashing.WORD_START, hashing.IN_WORD, hashing.NO_WORD
+    # [CLS] 我 想 听 周 杰 伦 的 稻 香 p ##l ##a ##y i ##t [SEP]: jieba's words 我 想 听 周杰伦 的 稻香 play it
+    words = [start, start, start, start, inside, inside, start, start, inside]
+    pieces = [start, inside, inside, inside, start, inside]
+    assert encoded[encoding.WORD_STARTS][0] == [none, *words, *pieces, none]
+    assert encoded[encoding.WORD_STARTS][1] == [none, start, none] + [none] * 14  # padding is in no word
+    assert "offset_mapping" in encoded and "offset_mapping" not in encoding.tokenize(tokenizer, ["好"], 8, offsets=False)
