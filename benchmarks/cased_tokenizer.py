@@ -45,15 +45,6 @@ def published_copy(directory: Path) -> Path:
     return directory
 
 
-def read_rasa_nlu(path: Path) -> Examples:
-    """Texts, intents and entity annotations of a Rasa NLU file."""
-    from rasa.shared.nlu.training_data.loading import load_data
-
-    messages = [message for message in load_data(str(path)).intent_examples if message.get("text")]
-    return ([message.get("text") for message in messages], [message.get("intent") for message in messages],
-            [list(message.get("entities") or []) for message in messages])
-
-
 def unknown_share(tokenizer: Any, texts: Sequence[str]) -> str:
     """How many of `texts` have a token the tokenizer reads as [UNK]."""
     unknown = sum(tokenizer.unk_token in tokenizer.tokenize(text) for text in texts)
@@ -83,15 +74,15 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     from transformers import AutoTokenizer
 
-    from bert_intent import checkpoints, settings
+    from bert_intent import checkpoints, parts, settings
     from bert_intent.training import fine_tune
 
     with tempfile.TemporaryDirectory(prefix="cased-tokenizer-") as scratch:
         checkpoint = published_copy(Path(scratch) / "published")
         as_published = AutoTokenizer.from_pretrained(checkpoint)
         loaded, _ = checkpoints.load_pretrained(str(checkpoint), ["a", "b"], 0)
-        train = read_rasa_nlu(REPOSITORY / "example_bot" / "data" / "nlu.yml")
-        test = read_rasa_nlu(REPOSITORY / "example_bot" / "tests" / "nlu_test.yml")
+        train = parts.read_annotated_nlu(REPOSITORY / "example_bot" / "data" / "nlu.yml")
+        test = parts.read_annotated_nlu(REPOSITORY / "example_bot" / "tests" / "nlu_test.yml")
         with (SHARED / "datasets" / "cais" / "test.csv").open(encoding="utf-8", newline="") as file:
             cais = [row["text"] for row in csv.DictReader(file)]
         for name, texts in (("example bot", test[0]), ("CAIS", cais)):

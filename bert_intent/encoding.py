@@ -3,7 +3,7 @@ segmentation), the entity types to learn, each token's tag, and the collator tha
 
 import logging
 from functools import lru_cache
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 import torch
 from transformers import BatchEncoding, DataCollatorWithPadding, PreTrainedTokenizerBase
@@ -51,9 +51,8 @@ def load_segmenter() -> None:
     _segmenter().initialize()
 
 
-@lru_cache(maxsize=4096)
-def _word_start_positions(text: str) -> frozenset:
-    return frozenset(start for word, start, _ in _segmenter().tokenize(text) if word.strip())
+def _word_start_positions(text: str) -> Set[int]:
+    return {start for word, start, _ in _segmenter().tokenize(text) if word.strip()}
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,7 @@ exports to the network's ONNX graph: a rolling hash of token ids, kept below `_M
 int64 never overflows (in torch and ONNX).
 """
 
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import torch
 from torch.nn import functional
@@ -29,14 +29,21 @@ def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tupl
     """Hashed bucket of every token 1- to MAX_NGRAM-gram (n-grams across [CLS]/[SEP] mark the start and
     end), and whether it lies inside the message (1) or touches padding (0); both (batch, n-grams)."""
     buckets, present = [], []
-    hashes, mask = input_ids, attention_mask
-    for order in range(1, MAX_NGRAM + 1):
-        if order > 1:
-            hashes = (hashes[:, :-1] * _MULTIPLIER + input_ids[:, order - 1 :]) % _MODULUS
-            mask = mask[:, :-1] * attention_mask[:, order - 1 :]
+    for order, hashes, mask in _rolling_ngrams(input_ids, attention_mask):
         buckets.append((hashes + order * _ORDER_OFFSET) % NGRAM_BUCKETS)
         present.append(mask)
     return torch.cat(buckets, dim=1), torch.cat(present, dim=1)
+
+
+def _rolling_ngrams(input_ids: torch.Tensor, mask: torch.Tensor) -> Iterator[Tuple[int, torch.Tensor, torch.Tensor]]:
+    """For each order from 1 to MAX_NGRAM: the order, the rolling hash of the token n-gram starting at
+    each position, and whether all its tokens are in `mask`; (batch, positions) each."""
+    hashes, inside = input_ids, mask
+    for order in range(1, MAX_NGRAM + 1):
+        if order > 1:
+            hashes = (hashes[:, :-1] * _MULTIPLIER + input_ids[:, order - 1 :]) % _MODULUS
+            inside = inside[:, :-1] * mask[:, order - 1 :]
+        yield order, hashes, inside
 
 
 def tag_ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -67,16 +74,14 @@ def word_ngram_buckets(
     starts = (word_starts != IN_WORD).to(input_ids.dtype)
     follows = torch.cat([starts[:, 1:], torch.ones_like(starts[:, :1])], dim=1)  # the next token starts a word
     buckets, present = [], []
-    hashes, mask, inside = input_ids, word, torch.ones_like(input_ids)
-    for order in range(1, MAX_NGRAM + 1):
+    within = torch.ones_like(input_ids)  # no word starts after the n-gram's first token
+    for order, hashes, mask in _rolling_ngrams(input_ids, word):
         if order > 1:
-            hashes = (hashes[:, :-1] * _MULTIPLIER + input_ids[:, order - 1 :]) % _MODULUS
-            mask = mask[:, :-1] * word[:, order - 1 :]
-            inside = inside[:, :-1] * (1 - starts[:, order - 1 :])
+            within = within[:, :-1] * (1 - starts[:, order - 1 :])
         for family, (at_start, at_end) in enumerate(_EDGES):
             if order + at_start + at_end > MAX_NGRAM:
                 continue
             edges = (starts[:, : hashes.shape[1]] if at_start else 1) * (follows[:, order - 1 :] if at_end else 1)
             buckets.append((hashes + _WORD_FAMILY_OFFSET + (4 * family + order) * _ORDER_OFFSET) % NGRAM_BUCKETS)
-            present.append(mask * inside * edges)
+            present.append(mask * within * edges)
     return torch.cat(buckets, dim=1), torch.cat(present, dim=1)

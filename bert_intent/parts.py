@@ -102,10 +102,17 @@ def unpack(archive: Path, scratch: Path) -> Path:
 
 def read_nlu(path: Path) -> Tuple[List[str], List[str]]:
     """The (texts, intents) of a Rasa NLU file (entity annotations read as their plain text)."""
+    texts, intents, _ = read_annotated_nlu(path)
+    return texts, intents
+
+
+def read_annotated_nlu(path: Path) -> Tuple[List[str], List[str], List[List[Dict[str, Any]]]]:
+    """The texts, intents and entity annotations (Rasa's entity dicts, one list per text) of a Rasa NLU file."""
     from rasa.shared.nlu.training_data.loading import load_data
 
     examples = [message for message in load_data(str(path)).intent_examples if message.get("text")]
-    return [message.get("text") for message in examples], [message.get("intent") for message in examples]
+    return ([message.get("text") for message in examples], [message.get("intent") for message in examples],
+            [list(message.get("entities") or []) for message in examples])
 
 
 def report(result: Dict[str, Any]) -> List[str]:
