@@ -1,8 +1,8 @@
 """Open-world confidence: calibration, out-of-scope and gibberish detection, through `rasa train nlu`.
 
     .venv/bin/python benchmarks/confidence.py [--known 0.25 0.5 0.75] [--seeds 3] [--datasets cais bot]
-                                              [--systems ours before diet] [--before-ref 6e6f5bd]
-                                              [--per-intent 300]
+                                              [--systems ours before diet options] [--before-ref 6e6f5bd]
+                                              [--options KEY=VALUE ...] [--per-intent 300]
 
 Open-intent protocol: for each dataset, share of known intents and seed, every system is trained with
 `rasa train nlu` in a fresh subprocess on the known intents only and parses, through
@@ -16,7 +16,8 @@ Open-intent protocol: for each dataset, share of known intents and seed, every s
 
 Systems: `ours` (this checkout, only `model_name` set, to the pretrained stand-in), `before` (the
 component at `--before-ref`, by default the last one with constant head weights and calibration) and
-`diet` (JiebaTokenizer + CountVectorsFeaturizer char_wb 1-4 + DIETClassifier, 100 epochs).
+`diet` (JiebaTokenizer + CountVectorsFeaturizer char_wb 1-4 + DIETClassifier, 100 epochs) and
+`options` (`ours` with the settings given by `--options`, as in `few_shot.py`).
 
 Columns (medians over seeds): in-scope accuracy; ECE of the top confidence on in-scope messages, as
 they come (`ece`) and with each intent weighing its share of the training examples (`ece_mix`: CAIS's
@@ -27,7 +28,7 @@ the threshold that keeps 95 % of in-scope ones (FPR95); and at a threshold: in-s
 with their correct intent, out-of-scope and gibberish caught (below it), and open-class macro-F1
 (the known intents plus "open" for messages below it, as in ADB). The threshold is ours's recommended
 one (from its training summary); the baselines recommend none, so they get the one that keeps 95 % of
-their in-scope test messages, chosen on the test set itself (in their favour). For `ours`, each part of
+their in-scope test messages, chosen on the test set itself (in their favour). For `ours` (and `options`), each part of
 the network is also read alone on the in-scope messages (`bert_intent.parts`): intent accuracy of the
 encoder head, the n-gram head and the served model, the weights and the epochs kept of those planned.
 """
@@ -48,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from few_shot import (  # noqa: E402
-    DATASETS, DIET_PIPELINE, PROXY, REPOSITORY, SHARED, Examples, draw, export_package, parts_cell, read_parts, run_job,
+    DATASETS, REPOSITORY, Examples, draw, export_package, parse_options, parts_cell, pipeline, read_parts, run_job,
     train_nlu_model, worker_or_skip,
 )
 
@@ -61,10 +62,7 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
     from rasa.core.agent import Agent
 
     with tempfile.TemporaryDirectory(prefix="confidence-") as scratch:
-        pipeline = DIET_PIPELINE if job["system"] == "diet" else [
-            {"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}
-        ]
-        model = train_nlu_model(Path(scratch), job["train"], pipeline, job["seed"])
+        model = train_nlu_model(Path(scratch), job["train"], job["pipeline"], job["seed"])
         agent = Agent.load(model)
 
         async def parse(texts: List[str]) -> List[List[object]]:
@@ -73,7 +71,7 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
 
         parsed = {part: asyncio.run(parse(job[part])) for part in ("in_scope", "out_of_scope", "gibberish")}
         in_scope = list(zip(job["in_scope"], job["in_scope_intents"]))
-        model_parts = read_parts(Path(model), scratch, in_scope) if job["system"] == "ours" else {}
+        model_parts = read_parts(Path(model), scratch, in_scope) if job["system"] in ("ours", "options") else {}
         return {**parsed, "recommended_threshold": _recommended_threshold(Path(model)), "parts": model_parts}
 
 
@@ -157,8 +155,9 @@ def main() -> None:
     parser.add_argument("--known", nargs="+", type=float, default=[0.25, 0.5, 0.75])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--systems", nargs="+", default=["ours", "before", "diet"], choices=["ours", "before", "diet"])
+    parser.add_argument("--systems", nargs="+", default=["ours", "before", "diet"], choices=["ours", "before", "diet", "options"])
     parser.add_argument("--before-ref", default="6e6f5bd", help="git revision of the `before` component")
+    parser.add_argument("--options", nargs="*", default=[], help="KEY=VALUE settings of the `options` system")
     parser.add_argument("--per-intent", type=int, default=300, help="CAIS training examples per intent, at most")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -168,7 +167,8 @@ def main() -> None:
     from bert_intent.confidence import gibberish
 
     with tempfile.TemporaryDirectory(prefix="confidence-before-") as before_root:
-        roots = {"ours": REPOSITORY, "diet": REPOSITORY, "before": Path(before_root)}
+        roots = {"ours": REPOSITORY, "diet": REPOSITORY, "options": REPOSITORY, "before": Path(before_root)}
+        options = parse_options(arguments.options)
         if "before" in arguments.systems:
             export_package(arguments.before_ref, before_root)
         print(f"{'dataset':<7} {'known':>5} {'system':<8} " + " ".join(f"{column:>9}" for column in COLUMNS), flush=True)
@@ -180,6 +180,7 @@ def main() -> None:
                         data = splits(dataset, known_share, seed, arguments.per_intent)
                         job = {
                             "name": f"{dataset} {known_share} {system} seed {seed}", "system": system, "seed": seed,
+                            "pipeline": pipeline(system, options),
                             "train": data["train"], "in_scope": [text for text, _ in data["in_scope"]],
                             "in_scope_intents": [intent for _, intent in data["in_scope"]],
                             "out_of_scope": [text for text, _ in data["out_of_scope"]],

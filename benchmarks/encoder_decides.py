@@ -1,6 +1,6 @@
 """Does the combination follow the encoder where only the encoder can tell? A word-order task.
 
-    .venv/bin/python benchmarks/encoder_decides.py [--seeds 3] [--train 400]
+    .venv/bin/python benchmarks/encoder_decides.py [--seeds 3] [--train 400] [--options KEY=VALUE ...]
 
 The pretrained stand-in is weaker than the n-gram head on every real data set measured, so those
 benchmarks cannot show what happens with a strong encoder such as bert-base-chinese. Here the labels
@@ -9,7 +9,8 @@ at least five characters apart (beyond a 4-gram's reach), and the intent says wh
 it has and which of the two comes first (4 intents). Every message of a pair has the same characters,
 so the n-gram head can tell the pair but not the order (about 50 %); the fine-tuned encoder can learn
 the order. The served model must then be as good as the encoder alone. Trained in-process with only
-`model_name` set (Rasa-free `fine_tune`), medians over seeded draws.
+`model_name` set (Rasa-free `fine_tune`; `--options` adds settings, as in `few_shot.py`), medians
+over seeded draws.
 """
 
 import argparse
@@ -22,7 +23,7 @@ from typing import List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from few_shot import PROXY  # noqa: E402
+from few_shot import PROXY, parse_options  # noqa: E402
 
 FILLER = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可也你"
 PAIRS = (("猫", "狗"), ("红", "蓝"))
@@ -45,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--train", type=int, default=400, help="training messages (the test has 400 others)")
+    parser.add_argument("--options", nargs="*", default=[], help="KEY=VALUE settings beside model_name")
     arguments = parser.parse_args()
     if not (PROXY / "config.json").is_file():
         print(f"The proxy checkpoint is not in {PROXY}: skipping (set SHARED_DIR to the shared folder).")
@@ -53,10 +55,11 @@ def main() -> None:
     from bert_intent import parts, settings
     from bert_intent.training import fine_tune
 
+    options = parse_options(arguments.options)
     rows = []
     for seed in range(1, arguments.seeds + 1):
         train, test = messages(arguments.train, seed), messages(400, 1000 + seed)
-        model = fine_tune(*zip(*train), settings.validate({"model_name": str(PROXY), "random_seed": seed}))
+        model = fine_tune(*zip(*train), settings.validate({"model_name": str(PROXY), "random_seed": seed, **options}))
         result = parts.evaluate(model, *zip(*test))
         rows.append(result)
         print(f"seed {seed}: encoder {result['encoder']:.3f}, n-grams {result['ngrams']:.3f}, served {result['served']:.3f}; "
