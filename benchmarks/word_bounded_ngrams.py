@@ -11,7 +11,7 @@ and test messages (single intents only; Rasa-free, seconds per draw):
 - `before`: character 1- to 4-grams of the lower-cased message between a start and an end marker, as the
   head hashes BERT's tokens between [CLS] and [SEP] (for Chinese, characters; an emulation, not the head);
 - `with words`: those, and the n-grams of each jieba word padded with spaces, as `char_wb` makes them,
-  leaving out the n-grams of spaces alone (the head since session 36, `hashing.word_ngram_buckets`);
+  leaving out the n-grams of spaces alone (the head since session 36, `hashing.word_ngrams`);
 - `with words and spaces`: also `char_wb`'s n-grams of spaces alone, two per word: a count of the
   message's words, which TF-IDF weighs like any n-gram (the union first screened);
 - `before + word count`: `before` and only that count.

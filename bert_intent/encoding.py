@@ -1,23 +1,28 @@
-"""Examples as the network reads them: the one tokenizer call (with where each word starts, by jieba's
-segmentation), the entity types to learn, each token's tag, and the collator that pads a batch."""
+"""Examples as the network reads them: the one tokenizer call (with the hashed n-grams inside each word,
+by jieba's segmentation), the entity types to learn, each token's tag, and the collator that pads a batch."""
 
 import logging
 from functools import lru_cache
 from typing import Any, Dict, List, Sequence, Set, Tuple
 
+import numpy as np
 import torch
 from transformers import BatchEncoding, DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from bert_intent import entities
 from bert_intent.entities import EntityType
 from bert_intent.errors import BertIntentError
-from bert_intent.hashing import IN_WORD, NO_WORD, WORD_START
+from bert_intent.hashing import IN_WORD, NO_WORD, WORD_START, word_ngrams
 
 logger = logging.getLogger(__name__)
 
 # Annotations that cannot be learned from are warned about one by one up to this many, then counted.
 _ANNOTATION_WARNINGS = 10
-WORD_STARTS = "word_starts"  # the network's input: where each word starts (`word_starts`)
+# The network's inputs besides the tokenizer's: the hashed n-grams inside words (`hashing.word_ngrams`) and
+# whether each is in the message (0 for padding); (batch, n-grams) each, or the latter (batch, parts,
+# n-grams) with the network's `part_mask` (`word_ngrams_in_parts`).
+WORD_NGRAMS, WORD_NGRAM_PRESENT = "word_ngrams", "word_ngram_present"
+WORD_NGRAM_SPANS = "word_ngram_spans"  # with `offsets`: each word n-gram's first and last token
 
 
 def tokenize(
@@ -28,14 +33,34 @@ def tokenize(
     padding: bool = False,
     offsets: bool = True,
 ) -> BatchEncoding:
-    """Token ids, attention mask, where words start (`WORD_STARTS`) and (with `offsets`) each token's
-    character offsets (`offset_mapping`) of `texts`, truncated to `max_length` tokens: how every part of
-    the package reads a message."""
+    """Token ids, attention mask, the word n-grams (`WORD_NGRAMS`, `WORD_NGRAM_PRESENT`) and (with
+    `offsets`) each token's character offsets (`offset_mapping`) and each word n-gram's tokens
+    (`WORD_NGRAM_SPANS`) of `texts`, truncated to `max_length` tokens: how every part of the package
+    reads a message. With `padding`, the word n-gram columns are arrays padded to the batch's most n-grams."""
     encodings = tokenizer(list(texts), padding=padding, truncation=True, max_length=max_length, return_offsets_mapping=True)
-    encodings[WORD_STARTS] = [word_starts(text, row) for text, row in zip(texts, encodings["offset_mapping"])]
+    found = [
+        word_ngrams(ids, word_starts(text, row)) for text, ids, row in zip(texts, encodings["input_ids"], encodings["offset_mapping"])
+    ]
+    encodings.update(_padded_word_ngrams(found) if padding else {
+        WORD_NGRAMS: [[bucket for bucket, _, _ in row] for row in found],
+        WORD_NGRAM_PRESENT: [[1] * len(row) for row in found],
+        WORD_NGRAM_SPANS: [[(first, last) for _, first, last in row] for row in found],
+    })
     if not offsets:
         encodings.pop("offset_mapping")
+        encodings.pop(WORD_NGRAM_SPANS)
     return BatchEncoding(dict(encodings), tensor_type=return_tensors)
+
+
+def _padded_word_ngrams(found: List[List[Tuple[int, int, int]]]) -> Dict[str, np.ndarray]:
+    """The word n-gram columns as arrays, each row padded to the batch's most n-grams (at least one)."""
+    width = max([1, *map(len, found)])
+    columns = np.zeros((len(found), width, 3), dtype=np.int64)  # bucket, first token, last token
+    present = np.zeros((len(found), width), dtype=np.int64)
+    for row, ngrams in enumerate(found):
+        columns[row, : len(ngrams)] = np.array(ngrams, dtype=np.int64).reshape(-1, 3)
+        present[row, : len(ngrams)] = 1
+    return {WORD_NGRAMS: columns[..., 0], WORD_NGRAM_PRESENT: present, WORD_NGRAM_SPANS: columns[..., 1:]}
 
 
 def word_starts(text: str, offsets: Sequence[Tuple[int, int]]) -> List[int]:
@@ -44,6 +69,16 @@ def word_starts(text: str, offsets: Sequence[Tuple[int, int]]) -> List[int]:
     special tokens and padding (which have no characters)."""
     starts = _word_start_positions(text)
     return [NO_WORD if end <= start else WORD_START if start in starts else IN_WORD for start, end in offsets]
+
+
+def word_ngrams_in_parts(spans: np.ndarray, present: np.ndarray, part_mask: np.ndarray) -> np.ndarray:
+    """(batch, parts, n-grams): `WORD_NGRAM_PRESENT` for each part of `part_mask` (batch, parts, tokens),
+    where an n-gram (its `WORD_NGRAM_SPANS`, (batch, n-grams, 2)) is present only if all its tokens are."""
+    before = np.concatenate([np.zeros_like(part_mask[..., :1]), part_mask.cumsum(axis=-1)], axis=-1)  # part tokens before each
+    rows, parts = np.arange(len(spans))[:, None, None], np.arange(part_mask.shape[1])[None, :, None]
+    first, last = spans[:, None, :, 0], spans[:, None, :, 1]
+    inside = before[rows, parts, last + 1] - before[rows, parts, first] == last - first + 1
+    return (present[:, None, :] * inside).astype(present.dtype)
 
 
 def load_segmenter() -> None:
@@ -106,6 +141,7 @@ def examples(
     with entity types, `entity_tags` (one tag per token; see `entities`)."""
     encodings = tokenize(tokenizer, texts, max_length)
     offsets = encodings.pop("offset_mapping")
+    encodings.pop(WORD_NGRAM_SPANS)
     encoded = [
         {**{key: values[index] for key, values in encodings.items()}, "labels": label_id}
         for index, label_id in enumerate(label_ids)
@@ -140,15 +176,15 @@ def _entity_tags(
 
 
 class PadWithTags(DataCollatorWithPadding):
-    """Pads the tokenizer's outputs as DataCollatorWithPadding does, entity tags with IGNORED and word
-    starts with NO_WORD."""
+    """Pads the tokenizer's outputs as DataCollatorWithPadding does, entity tags with IGNORED (to the
+    tokens' width) and the word n-grams as absent (to the batch's most)."""
 
     def __call__(self, features: List[Dict[str, Any]]) -> Dict[str, Any]:
-        padded = {"entity_tags": entities.IGNORED, WORD_STARTS: NO_WORD}
-        rows = {name: [feature[name] for feature in features if name in feature] for name in padded}
-        batch = super().__call__([{key: value for key, value in feature.items() if key not in padded} for feature in features])
-        width = batch["input_ids"].shape[1]
+        fillers = {"entity_tags": entities.IGNORED, WORD_NGRAMS: 0, WORD_NGRAM_PRESENT: 0}
+        rows = {name: [list(feature[name]) for feature in features if name in feature] for name in fillers}
+        batch = super().__call__([{key: value for key, value in feature.items() if key not in fillers} for feature in features])
         for name, values in rows.items():
             if values:
-                batch[name] = torch.tensor([list(row) + [padded[name]] * (width - len(row)) for row in values])
+                width = batch["input_ids"].shape[1] if name == "entity_tags" else max(1, *map(len, values))
+                batch[name] = torch.tensor([row + [fillers[name]] * (width - len(row)) for row in values])
         return batch

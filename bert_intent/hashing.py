@@ -1,11 +1,12 @@
 """Hashed n-grams of token ids, the lexical features of the closed-form heads (`heads.py`).
 
-Everything is tensor arithmetic on `input_ids` (and on where words start, `encoding.word_starts`), so it
-exports to the network's ONNX graph: a rolling hash of token ids, kept below `_MODULUS` at every step so
-int64 never overflows (in torch and ONNX).
+The message's n-grams and each token's tag windows are tensor arithmetic on `input_ids`, so they export
+to the network's ONNX graph. The n-grams inside words (`word_ngrams`) need jieba's segmentation, which
+runs on the host at tokenization, so they are hashed there and the graph reads their buckets. All use
+one rolling hash of token ids, kept below `_MODULUS` at every step so int64 never overflows.
 """
 
-from typing import Iterator, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 import torch
 from torch.nn import functional
@@ -23,6 +24,7 @@ IN_WORD, WORD_START, NO_WORD = 0, 1, 2
 # How a word-bounded n-gram touches its word's edges: neither, the start, the end, both (a family each).
 _EDGES = ((False, False), (True, False), (False, True), (True, True))
 _WORD_FAMILY_OFFSET = 7 * _ORDER_OFFSET
+_FAMILY_OFFSETS = [[_WORD_FAMILY_OFFSET + (4 * family + order) * _ORDER_OFFSET for family in range(len(_EDGES))] for order in range(MAX_NGRAM + 1)]
 
 
 def ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -62,26 +64,24 @@ def tag_ngram_buckets(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> 
     return torch.stack(buckets, dim=2)
 
 
-def word_ngram_buckets(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor, word_starts: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Hashed buckets of the token n-grams inside each word, as Rasa's `char_wb` reads a word padded with
-    spaces: the n-grams within it (1 to MAX_NGRAM tokens), those that begin at its start or end at its
-    end with the space counted (up to MAX_NGRAM - 1 tokens), and the whole word between both (up to
-    MAX_NGRAM - 2 tokens); each edge a hash family of its own. Whether each lies inside the message (1)
-    or not (0); both (batch, n-grams)."""
-    word = ((word_starts != NO_WORD) * attention_mask).to(input_ids.dtype)
-    starts = (word_starts != IN_WORD).to(input_ids.dtype)
-    follows = torch.cat([starts[:, 1:], torch.ones_like(starts[:, :1])], dim=1)  # the next token starts a word
-    buckets, present = [], []
-    within = torch.ones_like(input_ids)  # no word starts after the n-gram's first token
-    for order, hashes, mask in _rolling_ngrams(input_ids, word):
-        if order > 1:
-            within = within[:, :-1] * (1 - starts[:, order - 1 :])
-        for family, (at_start, at_end) in enumerate(_EDGES):
-            if order + at_start + at_end > MAX_NGRAM:
-                continue
-            edges = (starts[:, : hashes.shape[1]] if at_start else 1) * (follows[:, order - 1 :] if at_end else 1)
-            buckets.append((hashes + _WORD_FAMILY_OFFSET + (4 * family + order) * _ORDER_OFFSET) % NGRAM_BUCKETS)
-            present.append(mask * within * edges)
-    return torch.cat(buckets, dim=1), torch.cat(present, dim=1)
+def word_ngrams(input_ids: Sequence[int], word_starts: Sequence[int]) -> List[Tuple[int, int, int]]:
+    """The token n-grams inside each word as Rasa's `char_wb` reads a word padded with spaces: those
+    within it (1 to MAX_NGRAM tokens), those that begin at its start or end at its end with the space
+    counted (up to MAX_NGRAM - 1 tokens), and the whole word between both (up to MAX_NGRAM - 2 tokens),
+    each edge a hash family of its own (`_EDGES`). `word_starts` says where each token stands (`IN_WORD`,
+    `WORD_START`, `NO_WORD`); returns (hashed bucket, first token, last token) per n-gram."""
+    length, found = len(input_ids), []
+    at_end = [index + 1 == length or word_starts[index + 1] != IN_WORD for index in range(length)]
+    for first in range(length):
+        if word_starts[first] == NO_WORD:
+            continue
+        at_start, hashed = word_starts[first] != IN_WORD, 0
+        for last in range(first, min(first + MAX_NGRAM, length)):
+            if last > first and word_starts[last] != IN_WORD:
+                break
+            hashed = (hashed * _MULTIPLIER + input_ids[last]) % _MODULUS
+            order = last - first + 1
+            for family, (needs_start, needs_end) in enumerate(_EDGES):
+                if (at_start or not needs_start) and (at_end[last] or not needs_end) and order + needs_start + needs_end <= MAX_NGRAM:
+                    found.append(((hashed + _FAMILY_OFFSETS[order][family]) % NGRAM_BUCKETS, first, last))
+    return found

@@ -16,7 +16,8 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
-from bert_intent.encoding import WORD_STARTS, batches_by_length, load_segmenter, tokenize, valid_unicode
+from bert_intent.encoding import WORD_NGRAM_PRESENT, WORD_NGRAM_SPANS, WORD_NGRAMS, batches_by_length, load_segmenter, tokenize
+from bert_intent.encoding import valid_unicode, word_ngrams_in_parts
 from bert_intent.entities import EntityType, Reading
 from bert_intent.errors import ModelLoadError
 from bert_intent.multi_intent import Decision, JoinedIntent
@@ -29,9 +30,10 @@ METADATA_FILE = "bert_intent.json"
 NETWORK_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
+# 11: the n-grams inside words are hashed at tokenization (inputs word_ngrams, word_ngram_present), not in the graph;
 # 8: the network reads a message's parts (input part_mask); 7: the closed-form heads as named modules (parameter names changed); 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
 # 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
-FORMAT_VERSION = 10
+FORMAT_VERSION = 11
 
 
 @dataclass
@@ -194,6 +196,8 @@ class IntentModel:
         points = [multi_intent.split_points(row) if in_parts else [] for row in offsets]
         mask = inputs["attention_mask"]
         part_mask = multi_intent.part_masks(offsets, mask, points) if in_parts else mask[:, None, :]
+        spans, present = inputs.pop(WORD_NGRAM_SPANS), inputs[WORD_NGRAM_PRESENT]
+        inputs[WORD_NGRAM_PRESENT] = word_ngrams_in_parts(spans, present, part_mask) if in_parts else present[:, None, :]
         if self.session is not None:
             feeds = {name: inputs[name].astype(np.int64) for name in self._session_inputs if name != onnx_network.PART_MASK}
             feeds[onnx_network.PART_MASK] = part_mask.astype(np.int64)
@@ -233,7 +237,7 @@ class IntentModel:
                 raise ValueError("Only a model with its torch network (a trained or torch-loaded one) can be saved.")
             started = time.monotonic()
             metadata["parameters"] = onnx_network.export(
-                self.network, [*self.tokenizer.model_input_names, WORD_STARTS], directory / NETWORK_FILE, self.settings.quantize
+                self.network, [*self.tokenizer.model_input_names, WORD_NGRAMS, WORD_NGRAM_PRESENT], directory / NETWORK_FILE, self.settings.quantize
             )
             logger.info(
                 "Saved the network as %s (%s weights, %.1f MB) in %.0f s.", NETWORK_FILE,

@@ -27,7 +27,7 @@ from transformers.utils import ModelOutput
 from bert_intent import combination, confidence
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
-from bert_intent.hashing import ngram_buckets, word_ngram_buckets
+from bert_intent.hashing import ngram_buckets
 from bert_intent.heads import Centroids, Familiarity, NgramHead, TagNgramHead
 
 @dataclass
@@ -114,12 +114,14 @@ class IntentNetwork(nn.Module):
         labels: Optional[torch.Tensor] = None,
         entity_tags: Optional[torch.Tensor] = None,
         part_mask: Optional[torch.Tensor] = None,
-        word_starts: Optional[torch.Tensor] = None,
+        word_ngrams: Optional[torch.Tensor] = None,
+        word_ngram_present: Optional[torch.Tensor] = None,
     ) -> IntentOutput:
         """The outputs of `IntentOutput`. With `part_mask` (batch, parts, tokens), the intent heads read
         each part of a message alone (the tokens its row marks) and the per-message outputs are
         (batch, parts, ...): the encoder runs once per message, and its states are pooled per part. With
-        `word_starts` (`encoding.word_starts`) the n-gram head also reads the n-grams inside words."""
+        `word_ngrams` and `word_ngram_present` (`encoding.tokenize`, the latter per part with `part_mask`:
+        `encoding.word_ngrams_in_parts`) the n-gram head also reads the n-grams inside words."""
         inputs: Dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
@@ -132,7 +134,7 @@ class IntentNetwork(nn.Module):
         encoder_log_probs = functional.log_softmax(self.intent(self.dropout(pooled)).float(), dim=-1)
         part_ids = input_ids.unsqueeze(1).expand(-1, parts, -1).flatten(0, 1)
         buckets, present = ngram_buckets(part_ids, reads.flatten(0, 1))
-        ngram_buckets_, ngram_present = _with_word_ngrams(buckets, present, part_ids, reads.flatten(0, 1), word_starts, parts)
+        ngram_buckets_, ngram_present = _with_word_ngrams(buckets, present, word_ngrams, word_ngram_present, parts)
         ngram_log_probs = functional.log_softmax(self.ngrams(ngram_buckets_, ngram_present).float(), dim=-1)
         logits = combination.combine(encoder_log_probs, ngram_log_probs, self.intent_weights)
         representation = functional.normalize(pooled.float(), dim=-1)
@@ -172,29 +174,31 @@ class IntentNetwork(nn.Module):
         unknown_token_id: Optional[int],
         tags: Optional[torch.Tensor] = None,
         ignored_tag: int = -100,
-        word_starts: Optional[torch.Tensor] = None,
+        word_ngrams: Optional[torch.Tensor] = None,
+        word_ngram_present: Optional[torch.Tensor] = None,
     ) -> None:
-        """Fit the n-gram head (on the n-grams inside words too, with `word_starts`) and the familiarity
+        """Fit the n-gram head (on the n-grams inside words too, with `word_ngrams`) and the familiarity
         table (with several intents) and the tag n-gram head (with `tags`, one per token; `ignored_tag`
         marks tokens without one) on the (padded) training batch. The network must be on the CPU, with
         the batch."""
         if self.config.num_labels > 1:
             buckets, present = ngram_buckets(input_ids, attention_mask)
             _, readable = ngram_buckets(input_ids, attention_mask * (input_ids != unknown_token_id))
-            self.ngrams.fit(*_with_word_ngrams(buckets, present, input_ids, attention_mask, word_starts, 1), label_ids, balanced)
+            self.ngrams.fit(*_with_word_ngrams(buckets, present, word_ngrams, word_ngram_present, 1), label_ids, balanced)
             self.familiarity.fit(buckets, readable, label_ids)
         if tags is not None:
             self.tag_ngrams.fit(input_ids, attention_mask, tags, ignored_tag)
 
 
 def _with_word_ngrams(
-    buckets: torch.Tensor, present: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor,
-    word_starts: Optional[torch.Tensor], parts: int,
+    buckets: torch.Tensor, present: torch.Tensor,
+    word_ngrams: Optional[torch.Tensor], word_ngram_present: Optional[torch.Tensor], parts: int,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The n-gram head's buckets: the message's n-grams, and with `word_starts` (one row per message,
-    repeated for its `parts`) those inside its words."""
-    if word_starts is None:
+    """The n-gram head's buckets and presence ((batch x parts, n-grams) each): the message's n-grams and,
+    given, those inside its words (`word_ngram_present` (batch, n-grams), or (batch, parts, n-grams))."""
+    if word_ngrams is None or word_ngram_present is None:
         return buckets, present
-    starts = word_starts.unsqueeze(1).expand(-1, parts, -1).flatten(0, 1)
-    word_buckets, word_present = word_ngram_buckets(input_ids, mask, starts)
+    word_present = word_ngram_present if word_ngram_present.dim() == 3 else word_ngram_present.unsqueeze(1)
+    word_present = word_present.expand(-1, parts, -1).flatten(0, 1).to(present.dtype)
+    word_buckets = word_ngrams.unsqueeze(1).expand(-1, parts, -1).flatten(0, 1)
     return torch.cat([buckets, word_buckets], dim=1), torch.cat([present, word_present], dim=1)

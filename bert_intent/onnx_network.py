@@ -27,6 +27,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as runtime_state
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 
+from bert_intent.encoding import WORD_NGRAM_PRESENT, WORD_NGRAMS
 from bert_intent.settings import usable_cores
 
 # ONNX Runtime's quantizer renames a quantized initializer W into these three.
@@ -77,6 +78,11 @@ def export(network: nn.Module, input_names: Sequence[str], path: Path, quantize:
     sample[PART_MASK] = torch.stack([padded_row, padded_row * (torch.arange(8) < 3)], dim=1)
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
     dynamic_axes[PART_MASK] = {0: "batch", 1: "parts", 2: "sequence"}
+    if WORD_NGRAMS in sample:  # (batch, n-grams), and their presence per part
+        sample[WORD_NGRAMS] = torch.ones((2, 6), dtype=torch.long)
+        sample[WORD_NGRAM_PRESENT] = torch.stack([padded_row[:, :6], padded_row[:, :6] * (torch.arange(6) < 2)], dim=1)
+        dynamic_axes[WORD_NGRAMS] = {0: "batch", 1: "word_ngrams"}
+        dynamic_axes[WORD_NGRAM_PRESENT] = {0: "batch", 1: "parts", 2: "word_ngrams"}
     input_names = list(input_names)
     with tempfile.TemporaryDirectory(prefix="bert-intent-onnx-") as scratch:
         exported = Path(scratch) / "float32.onnx"

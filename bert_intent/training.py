@@ -203,7 +203,8 @@ def _fit_closed_form_heads(
     batch = PadWithTags(tokenizer, return_tensors="pt")(train_set)
     network.fit_closed_form(
         batch["input_ids"], batch["attention_mask"], [example["labels"] for example in train_set], balanced,
-        tokenizer.unk_token_id, batch.get("entity_tags"), entities.IGNORED, batch.get(encoding.WORD_STARTS),
+        tokenizer.unk_token_id, batch.get("entity_tags"), entities.IGNORED,
+        batch.get(encoding.WORD_NGRAMS), batch.get(encoding.WORD_NGRAM_PRESENT),
     )
 
 

@@ -21,7 +21,7 @@ from rasa.shared.nlu.constants import INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bert_intent import BertIntentClassifier
+from bert_intent import BertIntentClassifier, encoding
 from bert_intent.model import IntentModel
 
 
@@ -107,7 +107,7 @@ _MARKUP = re.compile(r"\]\([^)]*\)|\]\{[^}]*\}|\[")
 def head_log_probabilities(model: IntentModel, texts: List[str], head: str = "encoder_log_probs") -> np.ndarray:
     """One intent head's log-probabilities alone (`encoder_log_probs`, what validation loss and label
     smoothing see, or `ngram_log_probs`)."""
-    inputs = model.tokenizer(texts, padding=True, return_tensors="pt")
+    inputs = encoding.tokenize(model.tokenizer, texts, model.settings.max_length, return_tensors="pt", padding=True, offsets=False)
     with torch.no_grad():
         return getattr(model.network(**inputs), head).numpy()
 

@@ -1,5 +1,7 @@
 """Examples as the network reads them: the tokenizer call, each example's tags, and the padded batch."""
 
+import numpy as np
+
 from bert_intent import encoding, entities, hashing
 from bert_intent.checkpoints import build_from_scratch
 from bert_intent.encoding import PadWithTags
@@ -41,12 +43,28 @@ def test_batches_by_length_hold_every_text_once_shortest_first() -> None:
 
 
 def test_each_token_says_whether_it_starts_a_word_by_jiebas_segmentation() -> None:
-    tokenizer, _ = build_from_scratch(["我想听周杰伦的稻香 play it"], ["a"], "tiny", 32)
-    encoded = encoding.tokenize(tokenizer, ["我想听周杰伦的稻香 play it", "好"], max_length=32, padding=True)
     start, inside, none = hashing.WORD_START, hashing.IN_WORD, hashing.NO_WORD
     # [CLS] 我 想 听 周 杰 伦 的 稻 香 p ##l ##a ##y i ##t [SEP]: jieba's words 我 想 听 周杰伦 的 稻香 play it
+    offsets = [(0, 0), *((n, n + 1) for n in range(9)), (10, 11), (11, 12), (12, 13), (13, 14), (15, 16), (16, 17), (0, 0)]
     words = [start, start, start, start, inside, inside, start, start, inside]
     pieces = [start, inside, inside, inside, start, inside]
-    assert encoded[encoding.WORD_STARTS][0] == [none, *words, *pieces, none]
-    assert encoded[encoding.WORD_STARTS][1] == [none, start, none] + [none] * 14  # padding is in no word
-    assert "offset_mapping" in encoded and "offset_mapping" not in encoding.tokenize(tokenizer, ["好"], 8, offsets=False)
+    assert encoding.word_starts("我想听周杰伦的稻香 play it", offsets) == [none, *words, *pieces, none]
+
+
+def test_the_word_ngrams_are_padded_with_the_batch_and_read_per_part() -> None:
+    tokenizer, _ = build_from_scratch(["周杰伦的稻香"], ["a"], "tiny", 32)
+    encoded = encoding.tokenize(tokenizer, ["周杰伦的稻香", "好"], max_length=32, padding=True)
+    buckets, present, spans = (encoded[name] for name in (encoding.WORD_NGRAMS, encoding.WORD_NGRAM_PRESENT, encoding.WORD_NGRAM_SPANS))
+    # 周杰伦: 6 within, 3 + 3 at an edge (the whole word with both spaces is 5 long); 的 and 好: 4 each; 稻香: 8
+    assert buckets.shape == present.shape == spans.shape[:2] == (2, 12 + 4 + 8) and present[0].sum() == 24
+    assert present[1].tolist() == [1] * 4 + [0] * 20 and not buckets[1][4:].any()  # padding is absent
+    assert "offset_mapping" in encoded and encoding.WORD_NGRAM_SPANS in encoded
+    alone = encoding.tokenize(tokenizer, ["好"], 8, offsets=False)
+    assert "offset_mapping" not in alone and encoding.WORD_NGRAM_SPANS not in alone and alone[encoding.WORD_NGRAM_PRESENT] == [[1] * 4]
+    # Parts: the whole message, then [CLS] 周 杰 伦 (before a cut at 的), then 的 稻 香 [SEP].
+    part_mask = np.array([[[1] * 8, [1] * 4 + [0] * 4, [0] * 4 + [1] * 4]])
+    in_parts = encoding.word_ngrams_in_parts(spans[:1], present[:1], part_mask)
+    assert in_parts.shape == (1, 3, 24) and in_parts[0, 0].tolist() == present[0].tolist()
+    assert in_parts[0, 1].sum() == 12 and in_parts[0, 2].sum() == 4 + 8  # no word spans the cut
+    empty = encoding.tokenize(tokenizer, ["", "!"], 8, padding=True)
+    assert empty[encoding.WORD_NGRAM_PRESENT].shape[1] >= 1 and not empty[encoding.WORD_NGRAM_PRESENT][0].any()

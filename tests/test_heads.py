@@ -12,8 +12,7 @@ from bert_intent import entities, onnx_network, training
 from bert_intent.checkpoints import build_from_scratch
 from bert_intent.encoding import PadWithTags, tokenize
 from bert_intent.hashing import (
-    IN_WORD, NGRAM_BUCKETS, NO_WORD, TAG_NGRAM_BUCKETS, TAG_WINDOWS, WORD_START, ngram_buckets, tag_ngram_buckets,
-    word_ngram_buckets,
+    IN_WORD, NGRAM_BUCKETS, NO_WORD, TAG_NGRAM_BUCKETS, TAG_WINDOWS, WORD_START, ngram_buckets, tag_ngram_buckets, word_ngrams,
 )
 from bert_intent.heads import Centroids, Familiarity, NgramHead, TagNgramHead
 from bert_intent.network import IntentNetwork
@@ -32,22 +31,18 @@ def test_ngram_buckets_mark_padding_and_ignore_it() -> None:
 
 
 def test_word_ngrams_stay_inside_words_and_mark_their_edges_as_char_wb_does() -> None:
-    ids = torch.tensor([[2, 11, 12, 13, 3, 0]])  # [CLS] a b c [SEP] padding, words "ab" and "c"
-    mask = torch.tensor([[1, 1, 1, 1, 1, 0]])
-    starts = torch.tensor([[NO_WORD, WORD_START, IN_WORD, WORD_START, NO_WORD, NO_WORD]])
-    buckets, present = word_ngram_buckets(ids, mask, starts)
-    assert buckets.shape == present.shape
+    ids = [2, 11, 12, 13, 3, 0]  # [CLS] a b c [SEP] padding, words "ab" and "c"
+    found = word_ngrams(ids, [NO_WORD, WORD_START, IN_WORD, WORD_START, NO_WORD, NO_WORD])
     # " ab " gives a, b, ab inside, " a", " ab" at the start, "b ", "ab " at the end, " ab " whole: 8;
     # " c " gives c, " c", "c ", " c ": 4. Nothing spans "b c", and [CLS], [SEP] and padding are no word.
-    assert int(present.sum()) == 8 + 4
-    in_other_words = word_ngram_buckets(torch.tensor([[2, 12, 11, 3]]), torch.ones(1, 4, dtype=torch.long),
-                                        torch.tensor([[NO_WORD, WORD_START, WORD_START, NO_WORD]]))
-    found = set(buckets[0][present[0].bool()].tolist())
-    assert int(in_other_words[1].sum()) == 4 + 4  # "b" and "a" as words of their own
+    assert len(found) == 8 + 4 and all(0 <= bucket < NGRAM_BUCKETS for bucket, _, _ in found)
+    assert {(first, last) for _, first, last in found} == {(1, 1), (2, 2), (1, 2), (3, 3)}
+    in_other_words = {bucket for bucket, _, _ in word_ngrams([2, 12, 11, 3], [NO_WORD, WORD_START, WORD_START, NO_WORD])}
+    assert len(in_other_words) == 4 + 4  # "b" and "a" as words of their own
     # Shared with "ab": a and b inside a word, " a" at a start, "b " at an end.
-    assert len(found & set(in_other_words[0][0][in_other_words[1][0].bool()].tolist())) == 4
-    message, _ = ngram_buckets(ids, mask)
-    assert not set(message[0].tolist()) & found  # a hash family of their own
+    assert len({bucket for bucket, _, _ in found} & in_other_words) == 4
+    message, _ = ngram_buckets(torch.tensor([ids]), torch.tensor([[1, 1, 1, 1, 1, 0]]))
+    assert not set(message[0].tolist()) & {bucket for bucket, _, _ in found}  # a hash family of their own
 
 
 def test_tag_buckets_do_not_depend_on_the_padding_id() -> None:
