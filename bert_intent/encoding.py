@@ -137,8 +137,8 @@ def examples(
     types: Sequence[EntityType],
     max_length: int,
 ) -> List[Dict[str, Any]]:
-    """One training example per text: its token ids and attention mask, `labels` (the intent id) and,
-    with entity types, `entity_tags` (one tag per token; see `entities`)."""
+    """One training example per text: its token ids, attention mask and word n-grams, `labels` (the
+    intent id) and, with entity types, `entity_tags` (one tag per token; see `entities`)."""
     encodings = tokenize(tokenizer, texts, max_length)
     offsets = encodings.pop("offset_mapping")
     encodings.pop(WORD_NGRAM_SPANS)
