@@ -183,6 +183,7 @@ def load_variant(name: str, storage: Path):  # type: ignore[no-untyped-def]
     if name.startswith(("(a)", "(b)")):
         import torch
 
+        from bert_intent.encoding import tokenize
         from bert_intent.model import IntentModel
 
         model = IntentModel.load(storage / archive, torch.device("cpu"), "torch")
@@ -190,7 +191,7 @@ def load_variant(name: str, storage: Path):  # type: ignore[no-untyped-def]
             return model.confidences
 
         def padded_to_256(texts: List[str]) -> Any:
-            inputs = model.tokenizer(texts, padding="max_length", truncation=True, max_length=256, return_tensors="pt")
+            inputs = tokenize(model.tokenizer, texts, 256, return_tensors="pt", padding="max_length", offsets=False)
             with torch.inference_mode():
                 return model.network(**inputs).confidences.numpy()
 

@@ -3,7 +3,7 @@ by jieba's segmentation), the entity types to learn, each token's tag, and the c
 
 import logging
 from functools import lru_cache
-from typing import Any, Dict, List, Sequence, Set, Tuple
+from typing import Any, Dict, List, Sequence, Set, Tuple, Union
 
 import numpy as np
 import torch
@@ -30,26 +30,31 @@ def tokenize(
     texts: Sequence[str],
     max_length: int,
     return_tensors: Any = None,
-    padding: bool = False,
+    padding: Union[bool, str] = False,
     offsets: bool = True,
 ) -> BatchEncoding:
     """Token ids, attention mask, the word n-grams (`WORD_NGRAMS`, `WORD_NGRAM_PRESENT`) and (with
     `offsets`) each token's character offsets (`offset_mapping`) and each word n-gram's tokens
     (`WORD_NGRAM_SPANS`) of `texts`, truncated to `max_length` tokens: how every part of the package
-    reads a message. With `padding`, the word n-gram columns are arrays padded to the batch's most n-grams."""
+    reads a message. With `padding` (True, or the tokenizer's "max_length"), every column is a numpy
+    array (`return_tensors` None) and the word n-grams are padded to the batch's most n-grams; without
+    it, lists of rows."""
     encodings = tokenizer(list(texts), padding=padding, truncation=True, max_length=max_length, return_offsets_mapping=True)
     found = [
         word_ngrams(ids, word_starts(text, row)) for text, ids, row in zip(texts, encodings["input_ids"], encodings["offset_mapping"])
     ]
-    encodings.update(_padded_word_ngrams(found) if padding else {
-        WORD_NGRAMS: [[bucket for bucket, _, _ in row] for row in found],
-        WORD_NGRAM_PRESENT: [[1] * len(row) for row in found],
-        WORD_NGRAM_SPANS: [[(first, last) for _, first, last in row] for row in found],
-    })
+    columns: Dict[str, Any] = dict(encodings)
+    if padding:
+        # numpy here, not BatchEncoding's conversion of nested lists, which takes longer than the tokenizer.
+        columns = {name: np.asarray(values) for name, values in columns.items()}
+        columns.update(_padded_word_ngrams(found))
+    else:
+        columns[WORD_NGRAMS] = [[bucket for bucket, _, _ in row] for row in found]
+        columns[WORD_NGRAM_PRESENT] = [[1] * len(row) for row in found]
+        columns[WORD_NGRAM_SPANS] = [[(first, last) for _, first, last in row] for row in found]
     if not offsets:
-        encodings.pop("offset_mapping")
-        encodings.pop(WORD_NGRAM_SPANS)
-    return BatchEncoding(dict(encodings), tensor_type=return_tensors)
+        del columns["offset_mapping"], columns[WORD_NGRAM_SPANS]
+    return BatchEncoding(columns, tensor_type=return_tensors)
 
 
 def _padded_word_ngrams(found: List[List[Tuple[int, int, int]]]) -> Dict[str, np.ndarray]:

@@ -333,9 +333,7 @@ def _read(path: Path, reader: Callable[[], _T]) -> _T:
         ) from error
 
 
-def _check_widths(
-    path: Path, widths: Tuple[int, int], labels: Sequence[str], entity_types: Sequence[EntityType]
-) -> None:
+def _check_widths(path: Path, widths: Tuple[int, int], labels: Sequence[str], entity_types: Sequence[EntityType]) -> None:
     """The network scores as many intents and entity tags as the metadata lists."""
     expected = (len(labels), entities.tag_count(entity_types))
     if tuple(widths) != expected:
