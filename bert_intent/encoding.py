@@ -3,7 +3,7 @@ by jieba's segmentation), the entity types to learn, each token's tag, and the c
 
 import logging
 from functools import lru_cache
-from typing import Any, Dict, List, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -30,13 +30,13 @@ def tokenize(
     texts: Sequence[str],
     max_length: int,
     return_tensors: Any = None,
-    padding: Union[bool, str] = False,
+    padding: bool = False,
     offsets: bool = True,
 ) -> BatchEncoding:
     """Token ids, attention mask, the word n-grams (`WORD_NGRAMS`, `WORD_NGRAM_PRESENT`) and (with
     `offsets`) each token's character offsets (`offset_mapping`) and each word n-gram's tokens
     (`WORD_NGRAM_SPANS`) of `texts`, truncated to `max_length` tokens: how every part of the package
-    reads a message. With `padding` (True, or the tokenizer's "max_length"), every column is a numpy
+    reads a message. With `padding` (to the batch's longest message), every column is a numpy
     array (`return_tensors` None) and the word n-grams are padded to the batch's most n-grams; without
     it, lists of rows."""
     encodings = tokenizer(list(texts), padding=padding, truncation=True, max_length=max_length, return_offsets_mapping=True)
