@@ -105,6 +105,12 @@ def load_pretrained(
         ) from error
     finally:
         transformers.logging.set_verbosity(previous_verbosity)
+    if getattr(network.config, "is_encoder_decoder", False):
+        raise ModelLoadError(
+            f"BertIntentClassifier: '{model_name}' is an encoder-decoder model ({network.config.model_type}), "
+            "but intents and entities are read from an encoder's token states. Set model_name to an encoder "
+            "checkpoint: BERT (like 'bert-base-chinese'), RoBERTa, ALBERT, ELECTRA or DistilBERT."
+        )
     _fill_vocabulary_holes(tokenizer)
     return tokenizer, network
 

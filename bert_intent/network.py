@@ -65,7 +65,7 @@ class IntentNetwork(nn.Module):
         self.config: PretrainedConfig = encoder.config
         self.config.num_labels = num_labels
         self.config.num_entity_tags = num_tags
-        self.dropout = nn.Dropout(encoder.config.hidden_dropout_prob)
+        self.dropout = nn.Dropout(_dropout_rate(encoder.config))
         self.intent = nn.Linear(encoder.config.hidden_size, num_labels)
         self.tagger = nn.Linear(encoder.config.hidden_size, num_tags)
         self.ngrams = NgramHead(num_labels)
@@ -202,3 +202,14 @@ def _with_word_ngrams(
     word_present = word_present.expand(-1, parts, -1).flatten(0, 1).to(present.dtype)
     word_buckets = word_ngrams.unsqueeze(1).expand(-1, parts, -1).flatten(0, 1)
     return torch.cat([buckets, word_buckets], dim=1), torch.cat([present, word_present], dim=1)
+
+
+def _dropout_rate(config: PretrainedConfig) -> float:
+    """The encoder's own dropout rate, for the heads: `hidden_dropout_prob` in BERT, RoBERTa, ALBERT and
+    ELECTRA configs, `dropout` in DistilBERT's; 0.1 (BERT's) where a config names neither."""
+    for name in ("hidden_dropout_prob", "dropout"):
+        rate = getattr(config, name, None)
+        if isinstance(rate, (int, float)):
+            return float(rate)
+    return 0.1
+

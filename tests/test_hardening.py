@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 import torch
+import transformers
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
@@ -158,6 +159,39 @@ def test_damaged_or_foreign_model_files_are_named_in_the_error(
 def test_a_truncated_config_is_named_for_the_torch_backend(saved: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"config\.json"):
         IntentModel.load(damaged_copy(saved, tmp_path, lambda d: truncate(d / "config.json")), torch.device("cpu"), "torch")
+
+
+def tiny_checkpoint(architecture: str, tiny_bert: Path, directory: Path) -> Path:
+    """A tiny random encoder of `architecture` beside the tiny BERT's tokenizer, saved as published."""
+    vocab_size = json.loads((tiny_bert / "config.json").read_text())["vocab_size"]
+    shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    configs = {
+        "distilbert": transformers.DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+        "roberta": transformers.RobertaConfig(vocab_size=vocab_size, pad_token_id=0, max_position_embeddings=130, **shape),
+        "albert": transformers.AlbertConfig(vocab_size=vocab_size, embedding_size=16, **shape),
+        "electra": transformers.ElectraConfig(vocab_size=vocab_size, embedding_size=16, **shape),
+        "t5": transformers.T5Config(vocab_size=vocab_size, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2),
+    }
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        transformers.AutoModel.from_config(configs[architecture]).save_pretrained(directory)
+    transformers.AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("architecture", ["distilbert", "roberta", "albert", "electra"])
+def test_other_bert_family_encoders_train_and_serve(architecture: str, tiny_bert: Path, tmp_path: Path) -> None:
+    checkpoint = tiny_checkpoint(architecture, tiny_bert, tmp_path / architecture)
+    project = Project(tmp_path, {"model_name": str(checkpoint), "epochs": 2, "batch_size": 8, "device": "cpu"})
+    project.create().train(training_data({intent: examples[:6] for intent, examples in TRAIN.items()}))
+    for message in project.load().process(messages("明天会下雨吗", "放首歌")):
+        check_result(message, list(TRAIN))
+
+
+def test_an_encoder_decoder_checkpoint_is_refused_by_name(tiny_bert: Path, tmp_path: Path) -> None:
+    checkpoint = tiny_checkpoint("t5", tiny_bert, tmp_path / "t5")
+    with pytest.raises(ModelLoadError, match="is an encoder-decoder model \\(t5\\).*Set model_name to an encoder"):
+        fine_tune(["你好", "放首歌"], ["greet", "music"], settings.validate({"model_name": str(checkpoint), "epochs": 1}))
 
 
 @pytest.mark.parametrize("model_name", ["https://example.com/bert", "../outside/model", "bert;rm -rf ~", "pyproject.toml"])
