@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 import pytest
+import tokenizers
+import tokenizers.processors
 import torch
 import transformers
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -18,7 +20,7 @@ from bert_intent import BertIntentClassifier, settings
 from bert_intent.errors import BertIntentError, ModelLoadError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
-from tests.helpers import TRAIN, Project, messages, pairs, training_data
+from tests.helpers import ENTITY_HELD_OUT, ENTITY_TRAIN, TRAIN, Project, annotated, characters, messages, pairs, training_data
 
 pytestmark = pytest.mark.training
 
@@ -186,6 +188,34 @@ def test_other_bert_family_encoders_train_and_serve(architecture: str, tiny_bert
     project.create().train(training_data({intent: examples[:6] for intent, examples in TRAIN.items()}))
     for message in project.load().process(messages("明天会下雨吗", "放首歌")):
         check_result(message, list(TRAIN))
+
+
+def test_a_byte_level_bpe_tokenizer_finds_entities_on_character_boundaries(tmp_path: Path) -> None:
+    # RoBERTa-style byte-level BPE reads a Chinese character as up to three bytes, so tokens and characters differ.
+    texts, intents, annotations = annotated(ENTITY_TRAIN)
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    bpe.train_from_iterator(characters() + texts, vocab_size=600, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.post_processor = tokenizers.processors.RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+    )
+    checkpoint = tmp_path / "byte-level"
+    tokenizer.save_pretrained(checkpoint)
+    config = transformers.RobertaConfig(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, max_position_embeddings=130, hidden_size=32,
+        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        transformers.RobertaModel(config).save_pretrained(checkpoint)
+    project = Project(tmp_path, {"model_name": str(checkpoint), "epochs": 30, "batch_size": 8, "learning_rate": 2e-3, "device": "cpu"})
+    data = [Message(data={TEXT: text, INTENT: intent, ENTITIES: entities}) for text, intent, entities in zip(texts, intents, annotations)]
+    project.create().train(TrainingData(data))
+    held_out, _, _ = annotated(ENTITY_HELD_OUT)
+    processed = project.load().process(messages(*held_out))
+    found = [(text, entity) for text, message in zip(held_out, processed) for entity in message.get(ENTITIES)]
+    assert found and all(entity["value"] == text[entity["start"] : entity["end"]] for text, entity in found)
 
 
 def test_an_encoder_decoder_checkpoint_is_refused_by_name(tiny_bert: Path, tmp_path: Path) -> None:
