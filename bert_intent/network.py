@@ -212,4 +212,3 @@ def _dropout_rate(config: PretrainedConfig) -> float:
         if isinstance(rate, (int, float)):
             return float(rate)
     return 0.1
-
