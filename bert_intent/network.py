@@ -15,6 +15,7 @@ the intent's centroid, and the confidences are a softmax of the scores beside "n
 network exports to one ONNX graph.
 """
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -65,6 +66,8 @@ class IntentNetwork(nn.Module):
         self.config: PretrainedConfig = encoder.config
         self.config.num_labels = num_labels
         self.config.num_entity_tags = num_tags
+        # DistilBERT's encoder has no token types: a BERT tokenizer's all-zero column is not passed to it.
+        self.takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
         self.dropout = nn.Dropout(_dropout_rate(encoder.config))
         self.intent = nn.Linear(encoder.config.hidden_size, num_labels)
         self.tagger = nn.Linear(encoder.config.hidden_size, num_tags)
@@ -123,7 +126,7 @@ class IntentNetwork(nn.Module):
         `word_ngrams` and `word_ngram_present` (`encoding.tokenize`, the latter per part with `part_mask`:
         `encoding.word_ngrams_in_parts`) the n-gram head also reads the n-grams inside words."""
         inputs: Dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
+        if token_type_ids is not None and self.takes_token_types:
             inputs["token_type_ids"] = token_type_ids
         states = self.encoder(**inputs).last_hidden_state
         reads = attention_mask.unsqueeze(1) if part_mask is None else part_mask  # (batch, parts, tokens)
