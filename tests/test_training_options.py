@@ -84,7 +84,7 @@ def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], t
     assert nearest["epoch"] == best["epoch"] and loss == pytest.approx(best["validation_loss"], abs=1e-4)
 
 
-def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[str, Any]) -> None:
+def test_balanced_class_weights_raise_a_small_intents_probability_on_its_messages(config: Dict[str, Any]) -> None:
     skewed = {
         "music": [f"{text}{number}" for number in range(4) for text in TRAIN["music"]],  # 60 examples
         "weather": TRAIN["weather"][:3],
@@ -93,14 +93,15 @@ def test_balanced_class_weights_raise_the_recall_of_a_small_intent(config: Dict[
     }
     weather = HELD_OUT["weather"] + ["今天会下雨吗", "后天天气", "明天冷不冷", "北京下雪了吗"]
 
-    def weather_recall(model: IntentModel) -> float:
-        predicted = model.confidences(weather).argmax(axis=1)
-        return float(np.mean([model.labels[index] == "weather" for index in predicted]))
+    def weather_probability(model: IntentModel) -> float:
+        # The mean probability, not the recall: of 8 messages, the recall moves in steps of 0.125 and tied
+        # under torch 2.4 (Python 3.8) while the probability rose from 0.67 to 0.76 (0.66 to 0.76 on 2.12).
+        return float(model.confidences(weather)[:, model.labels.index("weather")].mean())
 
     overrides = {"pretrained": False, "scratch_size": "tiny", "epochs": 10}
-    unweighted = weather_recall(train(config, skewed, class_weights="none", **overrides))
-    balanced = weather_recall(train(config, skewed, class_weights="balanced", **overrides))
-    assert balanced > unweighted
+    unweighted = weather_probability(train(config, skewed, class_weights="none", **overrides))
+    balanced = weather_probability(train(config, skewed, class_weights="balanced", **overrides))
+    assert balanced > unweighted + 0.05
 
 
 def test_label_smoothing_makes_the_model_less_sure(config: Dict[str, Any]) -> None:
