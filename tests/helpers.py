@@ -112,11 +112,16 @@ def head_log_probabilities(model: IntentModel, texts: List[str], head: str = "en
         return getattr(model.network(**inputs), head).numpy()
 
 
-def annotated(data: Dict[str, List[str]]) -> Tuple[List[str], List[str], List[List[Dict[str, object]]]]:
-    """(texts, intents, entity annotations) of examples in Rasa's markup, parsed by Rasa itself."""
+def parsed_by_rasa(data: Dict[str, List[str]]) -> TrainingData:
+    """Examples in Rasa's markup (entities, retrieval intents) as Rasa's own reader makes them."""
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 
-    examples = RasaYAMLReader().reads(_nlu_yaml(data)).intent_examples
+    return RasaYAMLReader().reads(_nlu_yaml(data))
+
+
+def annotated(data: Dict[str, List[str]]) -> Tuple[List[str], List[str], List[List[Dict[str, object]]]]:
+    """(texts, intents, entity annotations) of examples in Rasa's markup, parsed by Rasa itself."""
+    examples = parsed_by_rasa(data).intent_examples
     return [m.get("text") for m in examples], [m.get("intent") for m in examples], [m.get("entities") or [] for m in examples]
 
 

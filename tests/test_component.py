@@ -10,7 +10,6 @@ from rasa.engine.storage.resource import Resource
 from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
 from rasa.shared.exceptions import InvalidConfigException, RasaException
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
-from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -18,7 +17,7 @@ import bert_intent
 from bert_intent import BertIntentClassifier
 from bert_intent.component import RECOMMENDED_THRESHOLD
 from bert_intent.fallback import BertFallbackClassifier
-from tests.helpers import HELD_OUT, TRAIN, Project, messages, pairs, training_data
+from tests.helpers import HELD_OUT, TRAIN, Project, messages, pairs, parsed_by_rasa, training_data
 
 pytestmark = pytest.mark.training
 
@@ -152,12 +151,11 @@ def test_examples_without_text_are_ignored(project: Project, tmp_path: Path) -> 
 
 def test_retrieval_intents_are_learned_as_the_intent_before_the_slash(project: Project, tmp_path: Path) -> None:
     # As DIET: `chitchat/ask_name` is intent `chitchat`; ResponseSelector picks the response key.
-    nlu = "\n".join(
-        f"- intent: {intent}\n  examples: |\n" + "".join(f"    - {text}\n" for text in texts)
-        for intent, texts in {"greet": TRAIN["greet"][:4], "chitchat/ask_name": ["你叫什么名字", "你是谁", "怎么称呼你"],
-                              "chitchat/ask_age": ["你几岁了", "你多大了", "你今年几岁"]}.items()
-    )
-    data = RasaYAMLReader().reads(f'version: "3.1"\nnlu:\n{nlu}')
+    data = parsed_by_rasa({
+        "greet": TRAIN["greet"][:4],
+        "chitchat/ask_name": ["你叫什么名字", "你是谁", "怎么称呼你"],
+        "chitchat/ask_age": ["你几岁了", "你多大了", "你今年几岁"],
+    })
     component = Project(tmp_path, {**project.config, "epochs": 1}).create()
     component.train(data)
     assert component._model.labels == ["chitchat", "greet"]

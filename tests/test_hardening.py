@@ -20,7 +20,9 @@ from bert_intent import BertIntentClassifier, settings
 from bert_intent.errors import BertIntentError, ModelLoadError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
-from tests.helpers import ENTITY_HELD_OUT, ENTITY_TRAIN, TRAIN, Project, annotated, characters, messages, pairs, training_data
+from tests.helpers import (
+    ENTITY_HELD_OUT, ENTITY_TRAIN, TRAIN, Project, annotated, characters, messages, pairs, parsed_by_rasa, training_data,
+)
 
 pytestmark = pytest.mark.training
 
@@ -163,27 +165,27 @@ def test_a_truncated_config_is_named_for_the_torch_backend(saved: Path, tmp_path
         IntentModel.load(damaged_copy(saved, tmp_path, lambda d: truncate(d / "config.json")), torch.device("cpu"), "torch")
 
 
-def tiny_checkpoint(architecture: str, tiny_bert: Path, directory: Path) -> Path:
-    """A tiny random encoder of `architecture` beside the tiny BERT's tokenizer, saved as published."""
-    vocab_size = json.loads((tiny_bert / "config.json").read_text())["vocab_size"]
-    shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+def tiny_checkpoint(architecture: str, tokenizer: transformers.PreTrainedTokenizerBase, directory: Path) -> Path:
+    """A tiny random encoder of `architecture` for `tokenizer`, saved with it as a checkpoint is published."""
+    size = {"vocab_size": len(tokenizer)}
+    shape = {**size, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
     configs = {
-        "distilbert": transformers.DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
-        "roberta": transformers.RobertaConfig(vocab_size=vocab_size, pad_token_id=0, max_position_embeddings=130, **shape),
-        "albert": transformers.AlbertConfig(vocab_size=vocab_size, embedding_size=16, **shape),
-        "electra": transformers.ElectraConfig(vocab_size=vocab_size, embedding_size=16, **shape),
-        "t5": transformers.T5Config(vocab_size=vocab_size, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2),
+        "distilbert": transformers.DistilBertConfig(**size, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+        "roberta": transformers.RobertaConfig(**shape, pad_token_id=tokenizer.pad_token_id, max_position_embeddings=130),
+        "albert": transformers.AlbertConfig(**shape, embedding_size=16),
+        "electra": transformers.ElectraConfig(**shape, embedding_size=16),
+        "t5": transformers.T5Config(**size, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2),
     }
     with torch.random.fork_rng():
         torch.manual_seed(0)
         transformers.AutoModel.from_config(configs[architecture]).save_pretrained(directory)
-    transformers.AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
     return directory
 
 
 @pytest.mark.parametrize("architecture", ["distilbert", "roberta", "albert", "electra"])
 def test_other_bert_family_encoders_train_and_serve(architecture: str, tiny_bert: Path, tmp_path: Path) -> None:
-    checkpoint = tiny_checkpoint(architecture, tiny_bert, tmp_path / architecture)
+    checkpoint = tiny_checkpoint(architecture, transformers.AutoTokenizer.from_pretrained(tiny_bert), tmp_path / architecture)
     project = Project(tmp_path, {"model_name": str(checkpoint), "epochs": 2, "batch_size": 8, "device": "cpu"})
     project.create().train(training_data({intent: examples[:6] for intent, examples in TRAIN.items()}))
     for message in project.load().process(messages("明天会下雨吗", "放首歌")):
@@ -192,26 +194,16 @@ def test_other_bert_family_encoders_train_and_serve(architecture: str, tiny_bert
 
 def test_a_byte_level_bpe_tokenizer_finds_entities_on_character_boundaries(tmp_path: Path) -> None:
     # RoBERTa-style byte-level BPE reads a Chinese character as up to three bytes, so tokens and characters differ.
-    texts, intents, annotations = annotated(ENTITY_TRAIN)
     bpe = tokenizers.ByteLevelBPETokenizer()
-    bpe.train_from_iterator(characters() + texts, vocab_size=600, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.train_from_iterator(characters() + annotated(ENTITY_TRAIN)[0], vocab_size=600, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.post_processor = tokenizers.processors.RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
     tokenizer = transformers.PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
         mask_token="<mask>", cls_token="<s>", sep_token="</s>",
     )
-    checkpoint = tmp_path / "byte-level"
-    tokenizer.save_pretrained(checkpoint)
-    config = transformers.RobertaConfig(
-        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, max_position_embeddings=130, hidden_size=32,
-        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        transformers.RobertaModel(config).save_pretrained(checkpoint)
+    checkpoint = tiny_checkpoint("roberta", tokenizer, tmp_path / "byte-level")
     project = Project(tmp_path, {"model_name": str(checkpoint), "epochs": 30, "batch_size": 8, "learning_rate": 2e-3, "device": "cpu"})
-    data = [Message(data={TEXT: text, INTENT: intent, ENTITIES: entities}) for text, intent, entities in zip(texts, intents, annotations)]
-    project.create().train(TrainingData(data))
+    project.create().train(parsed_by_rasa(ENTITY_TRAIN))
     held_out, _, _ = annotated(ENTITY_HELD_OUT)
     processed = project.load().process(messages(*held_out))
     found = [(text, entity) for text, message in zip(held_out, processed) for entity in message.get(ENTITIES)]
@@ -219,7 +211,7 @@ def test_a_byte_level_bpe_tokenizer_finds_entities_on_character_boundaries(tmp_p
 
 
 def test_an_encoder_decoder_checkpoint_is_refused_by_name(tiny_bert: Path, tmp_path: Path) -> None:
-    checkpoint = tiny_checkpoint("t5", tiny_bert, tmp_path / "t5")
+    checkpoint = tiny_checkpoint("t5", transformers.AutoTokenizer.from_pretrained(tiny_bert), tmp_path / "t5")
     with pytest.raises(ModelLoadError, match="is an encoder-decoder model \\(t5\\).*Set model_name to an encoder"):
         fine_tune(["你好", "放首歌"], ["greet", "music"], settings.validate({"model_name": str(checkpoint), "epochs": 1}))
 
