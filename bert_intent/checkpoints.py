@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import torch
 import transformers
 from packaging.version import Version
 from tokenizers import models
@@ -111,8 +112,27 @@ def load_pretrained(
             "but intents and entities are read from an encoder's token states. Set model_name to an encoder "
             "checkpoint: BERT (like 'bert-base-chinese'), RoBERTa, ALBERT, ELECTRA or DistilBERT."
         )
+    if _reads_left_to_right(network):
+        logger.warning(
+            "BertIntentClassifier: '%s' reads text only left to right (a decoder-only model like GPT's): each "
+            "token sees none of the words after it, so intents and entities are read with half of the context. "
+            "It trains, but a bidirectional encoder usually serves both better: BERT (like 'bert-base-chinese'), "
+            "RoBERTa, ALBERT, ELECTRA or DistilBERT.", model_name,
+        )
     _fill_vocabulary_holes(tokenizer)
     return tokenizer, network
+
+
+def _reads_left_to_right(network: IntentNetwork) -> bool:
+    """Whether the encoder's attention is causal: the first token's state stays the same when the last
+    token changes (measured, so it holds for any architecture, and for a BERT configured as a decoder)."""
+    last = network.config.vocab_size - 1
+    input_ids = torch.tensor([[last - 2, last - 1], [last - 2, last]])
+    training, _ = network.encoder.training, network.encoder.eval()  # without dropout
+    with torch.inference_mode():
+        states = network.encoder(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).last_hidden_state
+    network.encoder.train(training)
+    return torch.allclose(states[0, 0], states[1, 0])
 
 
 def _reads_capitals_only_in_lower_case(tokenizer: PreTrainedTokenizerBase) -> bool:

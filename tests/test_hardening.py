@@ -16,7 +16,7 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bert_intent import BertIntentClassifier, settings
+from bert_intent import BertIntentClassifier, checkpoints, settings
 from bert_intent.errors import BertIntentError, ModelLoadError
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
@@ -175,6 +175,7 @@ def tiny_checkpoint(architecture: str, tokenizer: transformers.PreTrainedTokeniz
         "albert": transformers.AlbertConfig(**shape, embedding_size=16),
         "electra": transformers.ElectraConfig(**shape, embedding_size=16),
         "t5": transformers.T5Config(**size, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2),
+        "gpt2": transformers.GPT2Config(**size, n_embd=32, n_layer=2, n_head=2, n_positions=130),
     }
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -183,7 +184,7 @@ def tiny_checkpoint(architecture: str, tokenizer: transformers.PreTrainedTokeniz
     return directory
 
 
-@pytest.mark.parametrize("architecture", ["distilbert", "roberta", "albert", "electra"])
+@pytest.mark.parametrize("architecture", ["distilbert", "roberta", "albert", "electra", "gpt2"])
 def test_other_bert_family_encoders_train_and_serve(architecture: str, tiny_bert: Path, tmp_path: Path) -> None:
     checkpoint = tiny_checkpoint(architecture, transformers.AutoTokenizer.from_pretrained(tiny_bert), tmp_path / architecture)
     project = Project(tmp_path, {"model_name": str(checkpoint), "epochs": 2, "batch_size": 8, "device": "cpu"})
@@ -214,6 +215,16 @@ def test_an_encoder_decoder_checkpoint_is_refused_by_name(tiny_bert: Path, tmp_p
     checkpoint = tiny_checkpoint("t5", transformers.AutoTokenizer.from_pretrained(tiny_bert), tmp_path / "t5")
     with pytest.raises(ModelLoadError, match="is an encoder-decoder model \\(t5\\).*Set model_name to an encoder"):
         fine_tune(["你好", "放首歌"], ["greet", "music"], settings.validate({"model_name": str(checkpoint), "epochs": 1}))
+
+
+@pytest.mark.parametrize("architecture, warned", [("gpt2", True), ("roberta", False)])
+def test_a_decoder_only_checkpoint_is_loaded_with_a_warning(
+    architecture: str, warned: bool, tiny_bert: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint = tiny_checkpoint(architecture, transformers.AutoTokenizer.from_pretrained(tiny_bert), tmp_path / architecture)
+    with caplog.at_level(logging.WARNING, logger="bert_intent.checkpoints"):
+        checkpoints.load_pretrained(str(checkpoint), ["greet", "music"], 1)
+    assert ("reads text only left to right" in caplog.text) == warned
 
 
 @pytest.mark.parametrize("model_name", ["https://example.com/bert", "../outside/model", "bert;rm -rf ~", "pyproject.toml"])
