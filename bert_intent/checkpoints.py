@@ -95,15 +95,8 @@ def load_pretrained(
         network = IntentNetwork.from_pretrained(
             model_name, len(labels), num_tags, use_safetensors=True, trust_remote_code=False
         )
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(
-            f"BertIntentClassifier could not load the pretrained model '{model_name}': {error}\n"
-            "If this machine is offline or the Hugging Face Hub is blocked, download the checkpoint "
-            "where the Hub is reachable (e.g. `hf download bert-base-chinese "
-            "--local-dir ./bert-base-chinese`), copy the folder here and set `model_name` to that "
-            "directory, or set the HF_ENDPOINT environment variable to a mirror. Weights are read only "
-            "from model.safetensors (never from pickled pytorch_model.bin files)."
-        ) from error
+    except (OSError, ValueError, ImportError) as error:
+        raise ModelLoadError(_load_failure(model_name, error)) from error
     finally:
         transformers.logging.set_verbosity(previous_verbosity)
     if getattr(network.config, "is_encoder_decoder", False):
@@ -133,6 +126,37 @@ def _reads_left_to_right(network: IntentNetwork) -> bool:
         states = network.encoder(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).last_hidden_state
     network.encoder.train(training)
     return torch.allclose(states[0, 0], states[1, 0])
+
+
+def _load_failure(model_name: str, error: Exception) -> str:
+    """What to do when a checkpoint does not load: a tokenizer shipped only as a SentencePiece model
+    needs the converter; anything else is most often an unreachable Hub."""
+    sentencepiece_model = _sentencepiece_only(model_name)
+    if sentencepiece_model is not None:
+        convert = f"from transformers import AutoTokenizer as T; T.from_pretrained('{model_name}').save_pretrained('{model_name}')"
+        return (
+            f"BertIntentClassifier could not read the tokenizer of '{model_name}': it has only the SentencePiece "
+            f"model {sentencepiece_model} and no tokenizer.json, and transformers could not convert it here ({error}). "
+            'Install the converter with `pip install "sentencepiece<0.2.3"` (0.2.3 needs a newer protobuf than '
+            f'Rasa 3.6 allows), or convert it once in another environment: `python -c "{convert}"` writes '
+            "tokenizer.json beside it. The trained model keeps the converted tokenizer, so serving needs neither."
+        )
+    return (
+        f"BertIntentClassifier could not load the pretrained model '{model_name}': {error}\n"
+        "If this machine is offline or the Hugging Face Hub is blocked, download the checkpoint "
+        "where the Hub is reachable (e.g. `hf download bert-base-chinese "
+        "--local-dir ./bert-base-chinese`), copy the folder here and set `model_name` to that "
+        "directory, or set the HF_ENDPOINT environment variable to a mirror. Weights are read only "
+        "from model.safetensors (never from pickled pytorch_model.bin files)."
+    )
+
+
+def _sentencepiece_only(model_name: str) -> Optional[str]:
+    """The SentencePiece model file of a checkpoint directory without a tokenizer.json, if it has one."""
+    directory = Path(model_name)
+    if not directory.is_dir() or (directory / "tokenizer.json").exists():
+        return None
+    return next((path.name for path in sorted(directory.glob("*.model"))), None)
 
 
 def _reads_capitals_only_in_lower_case(tokenizer: PreTrainedTokenizerBase) -> bool:

@@ -1,5 +1,6 @@
 """Hard to break: any message text, messy training data, damaged or foreign model files, unsafe inputs."""
 
+import importlib.util
 import json
 import logging
 import re
@@ -215,6 +216,16 @@ def test_an_encoder_decoder_checkpoint_is_refused_by_name(tiny_bert: Path, tmp_p
     checkpoint = tiny_checkpoint("t5", transformers.AutoTokenizer.from_pretrained(tiny_bert), tmp_path / "t5")
     with pytest.raises(ModelLoadError, match="is an encoder-decoder model \\(t5\\).*Set model_name to an encoder"):
         fine_tune(["你好", "放首歌"], ["greet", "music"], settings.validate({"model_name": str(checkpoint), "epochs": 1}))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is not None, reason="converts SentencePiece models")
+def test_a_tokenizer_shipped_only_as_a_sentencepiece_model_says_how_to_convert_it(tmp_path: Path) -> None:
+    # As some older checkpoints are published: spiece.model, no tokenizer.json (hfl/chinese-xlnet-base).
+    transformers.AlbertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(tmp_path)
+    (tmp_path / "spiece.model").write_bytes(b"\x00" * 64)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "AlbertTokenizer"}))
+    with pytest.raises(ModelLoadError, match=r"only the SentencePiece model spiece\.model.*sentencepiece<0\.2\.3.*save_pretrained"):
+        checkpoints.load_pretrained(str(tmp_path), ["greet", "music"], 1)
 
 
 @pytest.mark.parametrize("architecture, warned", [("gpt2", True), ("roberta", False)])
