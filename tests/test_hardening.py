@@ -220,7 +220,7 @@ def test_an_encoder_decoder_checkpoint_is_refused_by_name(tiny_bert: Path, tmp_p
 
 @pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is not None, reason="converts SentencePiece models")
 def test_a_tokenizer_shipped_only_as_a_sentencepiece_model_says_how_to_convert_it(tmp_path: Path) -> None:
-    # As some older checkpoints are published: spiece.model, no tokenizer.json (hfl/chinese-xlnet-base).
+    # As some older checkpoints are published: spiece.model, no tokenizer.json.
     transformers.AlbertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2).save_pretrained(tmp_path)
     (tmp_path / "spiece.model").write_bytes(b"\x00" * 64)
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "AlbertTokenizer"}))
