@@ -85,18 +85,16 @@ def load_pretrained(
     # The "newly initialized classifier weights" warning is expected here, so only errors are shown.
     transformers.logging.set_verbosity_error()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False)
-        if _reads_capitals_only_in_lower_case(tokenizer):
-            logger.info(
-                "The tokenizer of '%s' keeps capital letters, but its vocabulary has almost none (every word "
-                "with one would read as [UNK]): Latin letters are lower-cased, as the vocabulary was built.", model_name,
+        try:
+            tokenizer = _load_tokenizer(model_name)
+        except _LOAD_ERRORS as error:
+            raise ModelLoadError(_tokenizer_failure(model_name, error)) from error
+        try:
+            network = IntentNetwork.from_pretrained(
+                model_name, len(labels), num_tags, use_safetensors=True, trust_remote_code=False
             )
-            tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False, do_lower_case=True)
-        network = IntentNetwork.from_pretrained(
-            model_name, len(labels), num_tags, use_safetensors=True, trust_remote_code=False
-        )
-    except (OSError, ValueError, ImportError) as error:
-        raise ModelLoadError(_load_failure(model_name, error)) from error
+        except _LOAD_ERRORS as error:
+            raise ModelLoadError(_weights_failure(model_name, error)) from error
     finally:
         transformers.logging.set_verbosity(previous_verbosity)
     if getattr(network.config, "is_encoder_decoder", False):
@@ -128,19 +126,54 @@ def _reads_left_to_right(network: IntentNetwork) -> bool:
     return torch.allclose(states[0, 0], states[1, 0])
 
 
-def _load_failure(model_name: str, error: Exception) -> str:
-    """What to do when a checkpoint does not load: a tokenizer shipped only as a SentencePiece model
-    needs the converter; anything else is most often an unreachable Hub."""
-    sentencepiece_model = _sentencepiece_only(model_name)
-    if sentencepiece_model is not None:
-        convert = f"from transformers import AutoTokenizer as T; T.from_pretrained('{model_name}').save_pretrained('{model_name}')"
-        return (
-            f"BertIntentClassifier could not read the tokenizer of '{model_name}': it has only the SentencePiece "
-            f"model {sentencepiece_model} and no tokenizer.json, and transformers could not convert it here ({error}). "
-            'Install the converter with `pip install "sentencepiece<0.2.3"` (0.2.3 needs a newer protobuf than '
-            f'Rasa 3.6 allows), or convert it once in another environment: `python -c "{convert}"` writes '
-            "tokenizer.json beside it. The trained model keeps the converted tokenizer, so serving needs neither."
+# What transformers raises for a checkpoint it cannot find or read (a converter it lacks: ImportError).
+_LOAD_ERRORS = (OSError, ValueError, ImportError)
+
+
+def _load_tokenizer(model_name: str) -> PreTrainedTokenizerBase:
+    """The checkpoint's fast tokenizer; lower-casing Latin letters where its vocabulary has them only so."""
+    tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False)
+    if _reads_capitals_only_in_lower_case(tokenizer):
+        logger.info(
+            "The tokenizer of '%s' keeps capital letters, but its vocabulary has almost none (every word "
+            "with one would read as [UNK]): Latin letters are lower-cased, as the vocabulary was built.", model_name,
         )
+        tokenizer = AutoTokenizer.from_pretrained(model_name, use_fast=True, trust_remote_code=False, do_lower_case=True)
+    return tokenizer
+
+
+def _tokenizer_failure(model_name: str, error: Exception) -> str:
+    """What to do when a checkpoint's tokenizer does not load: one shipped only as a SentencePiece model
+    needs the converter; otherwise the checkpoint was most often not reachable."""
+    sentencepiece_model = _sentencepiece_only(model_name)
+    if sentencepiece_model is None:
+        return _not_reachable(model_name, error)
+    convert = f"from transformers import AutoTokenizer as T; T.from_pretrained('{model_name}').save_pretrained('{model_name}')"
+    return (
+        f"BertIntentClassifier could not read the tokenizer of '{model_name}': it has only the SentencePiece "
+        f"model {sentencepiece_model} and no tokenizer.json, and transformers could not convert it here ({error}). "
+        'Install the converter with `pip install "sentencepiece<0.2.3"` (0.2.3 needs a newer protobuf than '
+        f'Rasa 3.6 allows), or convert it once in another environment: `python -c "{convert}"` writes '
+        "tokenizer.json beside it. The trained model keeps the converted tokenizer, so serving needs neither."
+    )
+
+
+def _weights_failure(model_name: str, error: Exception) -> str:
+    """What to do when a checkpoint's weights do not load: pickled weights only need converting once by
+    someone who trusts them; otherwise the checkpoint was most often not reachable."""
+    pickled = _pickled_weights_only(model_name)
+    if pickled is None:
+        return _not_reachable(model_name, error)
+    convert = f"from transformers import AutoModel as M; M.from_pretrained('{model_name}').save_pretrained('{model_name}')"
+    return (
+        f"BertIntentClassifier could not load the weights of '{model_name}': it has them only as {pickled}, a "
+        "pickle file, and bert-intent reads weights from model.safetensors only (opening a pickle can run code "
+        "hidden in it). Download the checkpoint's safetensors weights where it is published, or, if you trust "
+        f'where the file came from, convert it once: `python -c "{convert}"` writes model.safetensors beside it.'
+    )
+
+
+def _not_reachable(model_name: str, error: Exception) -> str:
     return (
         f"BertIntentClassifier could not load the pretrained model '{model_name}': {error}\n"
         "If this machine is offline or the Hugging Face Hub is blocked, download the checkpoint "
@@ -149,6 +182,14 @@ def _load_failure(model_name: str, error: Exception) -> str:
         "directory, or set the HF_ENDPOINT environment variable to a mirror. Weights are read only "
         "from model.safetensors (never from pickled pytorch_model.bin files)."
     )
+
+
+def _pickled_weights_only(model_name: str) -> Optional[str]:
+    """The pickled weight file of a checkpoint directory without safetensors weights, if it has one."""
+    directory = Path(model_name)
+    if not directory.is_dir() or any(directory.glob("*.safetensors")):
+        return None
+    return next((path.name for path in sorted(directory.glob("pytorch_model*.bin"))), None)
 
 
 def _sentencepiece_only(model_name: str) -> Optional[str]:

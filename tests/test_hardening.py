@@ -4,6 +4,7 @@ import importlib.util
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -226,6 +227,15 @@ def test_a_tokenizer_shipped_only_as_a_sentencepiece_model_says_how_to_convert_i
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "AlbertTokenizer"}))
     with pytest.raises(ModelLoadError, match=r"only the SentencePiece model spiece\.model.*sentencepiece<0\.2\.3.*save_pretrained"):
         checkpoints.load_pretrained(str(tmp_path), ["greet", "music"], 1)
+
+
+def test_weights_only_as_a_pickle_are_refused_with_how_to_convert_them(tiny_bert: Path, tmp_path: Path) -> None:
+    checkpoint = shutil.copytree(tiny_bert, tmp_path / "pickled")
+    model = transformers.AutoModel.from_pretrained(checkpoint)
+    torch.save(model.state_dict(), checkpoint / "pytorch_model.bin")  # as older checkpoints are published
+    (checkpoint / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match=r"only as pytorch_model\.bin, a pickle file.*save_pretrained"):
+        checkpoints.load_pretrained(str(checkpoint), ["greet", "music"], 1)
 
 
 @pytest.mark.parametrize("architecture, warned", [("gpt2", True), ("roberta", False)])
