@@ -238,8 +238,16 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?"
 
 
 def _check_model_name(model_name: str) -> None:
-    """Accept a checkpoint directory or a Hub id; anything else (a file, a URL, a missing path) is an error."""
+    """Accept a checkpoint directory (with its config.json) or a Hub id; anything else (a file, a URL, a
+    missing path, a folder of another format) is an error."""
     if Path(model_name).is_dir():
+        if not (Path(model_name) / "config.json").is_file():
+            raise ModelLoadError(
+                f"BertIntentClassifier: '{model_name}' has no config.json, so it is not a Hugging Face checkpoint "
+                "(a folder downloaded from the Hub or written by save_pretrained). An original TensorFlow BERT "
+                "(bert_config.json, bert_model.ckpt) needs converting first; Google's Chinese BERT is on the Hub, "
+                "converted, as 'bert-base-chinese'."
+            )
         return
     if Path(model_name).exists() or ".." in model_name or not _HUB_ID.fullmatch(model_name):
         raise ModelLoadError(

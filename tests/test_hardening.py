@@ -248,6 +248,13 @@ def test_a_decoder_only_checkpoint_is_loaded_with_a_warning(
     assert ("reads text only left to right" in caplog.text) == warned
 
 
+def test_a_folder_without_config_json_is_named_as_no_hugging_face_checkpoint(tmp_path: Path) -> None:
+    for name in ("bert_config.json", "vocab.txt", "bert_model.ckpt.index"):  # Google's original TensorFlow BERT
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(ModelLoadError, match="has no config.json, so it is not a Hugging Face checkpoint"):
+        checkpoints.load_pretrained(str(tmp_path), ["greet", "music"], 1)
+
+
 @pytest.mark.parametrize("model_name", ["https://example.com/bert", "../outside/model", "bert;rm -rf ~", "pyproject.toml"])
 def test_model_name_must_be_a_hub_id_or_a_directory(tiny_settings: Dict[str, Any], model_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPOSITORY)  # where pyproject.toml is a file, not a checkpoint
