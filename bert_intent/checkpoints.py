@@ -145,32 +145,44 @@ def _load_tokenizer(model_name: str) -> PreTrainedTokenizerBase:
 def _tokenizer_failure(model_name: str, error: Exception) -> str:
     """What to do when a checkpoint's tokenizer does not load: one shipped only as a SentencePiece model
     needs the converter; otherwise the checkpoint was most often not reachable."""
-    sentencepiece_model = _sentencepiece_only(model_name)
+    sentencepiece_model = _file_without(model_name, "*.model", "tokenizer.json")
     if sentencepiece_model is None:
         return _not_reachable(model_name, error)
-    convert = f"from transformers import AutoTokenizer as T; T.from_pretrained('{model_name}').save_pretrained('{model_name}')"
     return (
         f"BertIntentClassifier could not read the tokenizer of '{model_name}': it has only the SentencePiece "
         f"model {sentencepiece_model} and no tokenizer.json, and transformers could not convert it here ({error}). "
         'Install the converter with `pip install "sentencepiece<0.2.3"` (0.2.3 needs a newer protobuf than '
-        f'Rasa 3.6 allows), or convert it once in another environment: `python -c "{convert}"` writes '
-        "tokenizer.json beside it. The trained model keeps the converted tokenizer, so serving needs neither."
+        f"Rasa 3.6 allows), or convert it once in another environment: {_resave(model_name, 'AutoTokenizer')} "
+        "writes tokenizer.json beside it. The trained model keeps the converted tokenizer, so serving needs neither."
     )
 
 
 def _weights_failure(model_name: str, error: Exception) -> str:
     """What to do when a checkpoint's weights do not load: pickled weights only need converting once by
     someone who trusts them; otherwise the checkpoint was most often not reachable."""
-    pickled = _pickled_weights_only(model_name)
+    pickled = _file_without(model_name, "pytorch_model*.bin", "*.safetensors")
     if pickled is None:
         return _not_reachable(model_name, error)
-    convert = f"from transformers import AutoModel as M; M.from_pretrained('{model_name}').save_pretrained('{model_name}')"
     return (
         f"BertIntentClassifier could not load the weights of '{model_name}': it has them only as {pickled}, a "
         "pickle file, and bert-intent reads weights from model.safetensors only (opening a pickle can run code "
         "hidden in it). Download the checkpoint's safetensors weights where it is published, or, if you trust "
-        f'where the file came from, convert it once: `python -c "{convert}"` writes model.safetensors beside it.'
+        f"where the file came from, convert it once: {_resave(model_name, 'AutoModel')} writes model.safetensors beside it."
     )
+
+
+def _resave(model_name: str, auto_class: str) -> str:
+    """The command that reads the checkpoint with transformers' `auto_class` and saves it back in today's format."""
+    return f"`python -c \"from transformers import {auto_class}; {auto_class}.from_pretrained('{model_name}').save_pretrained('{model_name}')\"`"
+
+
+def _file_without(model_name: str, pattern: str, modern: str) -> Optional[str]:
+    """The first file matching `pattern` in a checkpoint directory with no file matching `modern` (the
+    format transformers reads without converting), if there is one."""
+    directory = Path(model_name)
+    if not directory.is_dir() or any(directory.glob(modern)):
+        return None
+    return next((path.name for path in sorted(directory.glob(pattern))), None)
 
 
 def _not_reachable(model_name: str, error: Exception) -> str:
@@ -182,22 +194,6 @@ def _not_reachable(model_name: str, error: Exception) -> str:
         "directory, or set the HF_ENDPOINT environment variable to a mirror. Weights are read only "
         "from model.safetensors (never from pickled pytorch_model.bin files)."
     )
-
-
-def _pickled_weights_only(model_name: str) -> Optional[str]:
-    """The pickled weight file of a checkpoint directory without safetensors weights, if it has one."""
-    directory = Path(model_name)
-    if not directory.is_dir() or any(directory.glob("*.safetensors")):
-        return None
-    return next((path.name for path in sorted(directory.glob("pytorch_model*.bin"))), None)
-
-
-def _sentencepiece_only(model_name: str) -> Optional[str]:
-    """The SentencePiece model file of a checkpoint directory without a tokenizer.json, if it has one."""
-    directory = Path(model_name)
-    if not directory.is_dir() or (directory / "tokenizer.json").exists():
-        return None
-    return next((path.name for path in sorted(directory.glob("*.model"))), None)
 
 
 def _reads_capitals_only_in_lower_case(tokenizer: PreTrainedTokenizerBase) -> bool:
