@@ -119,7 +119,8 @@ def _reads_left_to_right(network: IntentNetwork) -> bool:
     token changes (measured, so it holds for any architecture, and for a BERT configured as a decoder)."""
     last = network.config.vocab_size - 1
     input_ids = torch.tensor([[last - 2, last - 1], [last - 2, last]])
-    training, _ = network.encoder.training, network.encoder.eval()  # without dropout
+    training = network.encoder.training
+    network.encoder.eval()  # without dropout
     with torch.inference_mode():
         states = network.encoder(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).last_hidden_state
     network.encoder.train(training)
@@ -186,6 +187,7 @@ def _file_without(model_name: str, pattern: str, modern: str) -> Optional[str]:
 
 
 def _not_reachable(model_name: str, error: Exception) -> str:
+    """The advice for a checkpoint that could not be fetched or read: most often an unreachable Hub."""
     return (
         f"BertIntentClassifier could not load the pretrained model '{model_name}': {error}\n"
         "If this machine is offline or the Hugging Face Hub is blocked, download the checkpoint "
