@@ -169,22 +169,33 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             )
             return self._resource
         texts, intents, annotations = zip(*examples)
-        joined, not_joined = multi_intent.joined_intents(intents, self.config.intent_split_symbol)
+        settings = self._with_tokenizer_split_symbol(training_data)
+        joined, not_joined = multi_intent.joined_intents(intents, settings.intent_split_symbol)
         joined_names = {intent.name for intent in joined}
         single = [(text, intent) for text, intent in zip(texts, intents) if intent not in joined_names]
         warnings = training_data_warnings(*zip(*single))
         if not_joined:
-            warnings.append(not_joined_warning(not_joined, self.config.intent_split_symbol))
+            warnings.append(not_joined_warning(not_joined, settings.intent_split_symbol))
         for warning in warnings:
             raise_warning(f"BertIntentClassifier: {warning}")
         with _reported_to_rasa():
             self._model = fine_tune(
-                texts, intents, self.config, start_from=self._model, epoch_fraction=self._epoch_fraction,
+                texts, intents, settings, start_from=self._model, epoch_fraction=self._epoch_fraction,
                 annotations=annotations,
             )
         with self._model_storage.write_to(self._resource) as model_dir:
             self._model.save(model_dir)
         return self._resource
+
+    def _with_tokenizer_split_symbol(self, training_data: TrainingData) -> bert_settings.Settings:
+        """The settings, with the `intent_split_symbol` of a tokenizer before this component where one
+        splits intent names (Rasa's `intent_tokenization_flag`): multi-intents are then declared as that
+        tokenizer says, as for DIET."""
+        symbol = _split_symbol(training_data.intent_examples)
+        if symbol is None or symbol == self.config.intent_split_symbol:
+            return self.config
+        logger.info("BertIntentClassifier: multi-intents are joined by '%s', the tokenizer's intent_split_symbol.", symbol)
+        return self.config.replace(intent_split_symbol=symbol)
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Set `intent` and `intent_ranking` on every message and add its entities to `entities`,
@@ -231,6 +242,16 @@ def _text(message: Message) -> str:
     if not isinstance(text, str) or all(unicodedata.category(character) in _INVISIBLE for character in text):
         return ""
     return text
+
+
+def _split_symbol(examples: List[Message]) -> Optional[str]:
+    """What a tokenizer set between the first two parts of an intent name it split; None where no
+    tokenizer split one (none in the pipeline, `intent_tokenization_flag` off, or no name to split)."""
+    for message in examples:
+        parts = message.get(TOKENS_NAMES[INTENT]) or []
+        if len(parts) > 1:
+            return message.get(INTENT)[parts[0].end : parts[1].start] or None
+    return None
 
 
 def _character_tokens(text: str) -> List[Token]:

@@ -161,6 +161,26 @@ def test_retrieval_intents_are_learned_as_the_intent_before_the_slash(project: P
     assert component._model.labels == ["chitchat", "greet"]
 
 
+@pytest.mark.parametrize("tokenizer_splits", [True, False])
+def test_multi_intents_are_joined_by_the_tokenizers_split_symbol_where_it_splits_intents(
+    project: Project, tmp_path: Path, tokenizer_splits: bool
+) -> None:
+    # Rasa's way: the tokenizer's intent_tokenization_flag and intent_split_symbol declare multi-intents.
+    from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
+
+    data = training_data({"weather": TRAIN["weather"][:4], "alarm": TRAIN["alarm"][:4], "weather__alarm": ["明天会下雨吗，顺便设个七点的闹钟"]})
+    tokenizer_config = {"intent_tokenization_flag": tokenizer_splits, "intent_split_symbol": "__"}
+    JiebaTokenizer.create(
+        {**JiebaTokenizer.get_default_config(), **tokenizer_config}, project.storage, Resource("tokenizer"), project.context
+    ).process_training_data(data)
+    component = Project(tmp_path, {**project.config, "epochs": 1}).create()
+    component.train(data)
+    joined = [intent.name for intent in component._model.joined]
+    assert (joined, component._model.labels) == (
+        (["weather__alarm"], ["alarm", "weather"]) if tokenizer_splits else ([], ["alarm", "weather", "weather__alarm"])
+    )
+
+
 def test_no_intents_skips_training_with_a_warning(project: Project, tmp_path: Path) -> None:
     other = Project(tmp_path, project.config)
     with pytest.warns(UserWarning, match="no intent examples"):
