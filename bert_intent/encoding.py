@@ -3,7 +3,7 @@ by jieba's segmentation), the entity types to learn, each token's tag, and the c
 
 import logging
 from functools import lru_cache
-from typing import Any, Dict, List, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ _ANNOTATION_WARNINGS = 10
 # n-grams) with the network's `part_mask` (`word_ngrams_in_parts`).
 WORD_NGRAMS, WORD_NGRAM_PRESENT = "word_ngrams", "word_ngram_present"
 WORD_NGRAM_SPANS = "word_ngram_spans"  # with `offsets`: each word n-gram's first and last token
+# With `offsets`: 1 for a token of the same word of the tokenizer as the token before it (a WordPiece
+# "##" piece: a long number or a Latin word split up), else 0 (`entities.whole_words`).
+WORD_CONTINUES = "word_continues"
 
 
 def tokenize(
@@ -38,12 +41,14 @@ def tokenize(
     (`WORD_NGRAM_SPANS`) of `texts`, truncated to `max_length` tokens: how every part of the package
     reads a message. With `padding` (to the batch's longest message), every column is a numpy
     array (`return_tensors` None) and the word n-grams are padded to the batch's most n-grams; without
-    it, lists of rows."""
+    it, lists of rows. With `offsets`, also `WORD_CONTINUES`."""
     encodings = tokenizer(list(texts), padding=padding, truncation=True, max_length=max_length, return_offsets_mapping=True)
     found = [
         word_ngrams(ids, word_starts(text, row)) for text, ids, row in zip(texts, encodings["input_ids"], encodings["offset_mapping"])
     ]
     columns: Dict[str, Any] = dict(encodings)
+    if offsets:
+        columns[WORD_CONTINUES] = [_continues_word(encodings.word_ids(row)) for row in range(len(texts))]
     if padding:
         # numpy here, not BatchEncoding's conversion of nested lists, which takes longer than the tokenizer.
         columns = {name: np.asarray(values) for name, values in columns.items()}
@@ -55,6 +60,20 @@ def tokenize(
     if not offsets:
         del columns["offset_mapping"], columns[WORD_NGRAM_SPANS]
     return BatchEncoding(columns, tensor_type=return_tensors)
+
+
+def whole_word_entities(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], annotations: Sequence[Sequence[Dict[str, Any]]], max_length: int
+) -> bool:
+    """Whether no annotation begins or ends inside a word of the tokenizer (`entities.whole_words`)."""
+    encodings = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)
+    continues = [_continues_word(encodings.word_ids(row)) for row in range(len(texts))]
+    return entities.whole_words(encodings["offset_mapping"], continues, annotations)
+
+
+def _continues_word(word_ids: Sequence[Optional[int]]) -> List[int]:
+    """Per token: 1 where it belongs to the same word (the tokenizer's `word_ids`) as the token before it."""
+    return [int(word is not None and word == previous) for previous, word in zip([None, *word_ids], word_ids)]
 
 
 def _padded_word_ngrams(found: List[List[Tuple[int, int, int]]]) -> Dict[str, np.ndarray]:
@@ -146,7 +165,7 @@ def examples(
     intent id) and, with entity types, `entity_tags` (one tag per token; see `entities`)."""
     encodings = tokenize(tokenizer, texts, max_length)
     offsets = encodings.pop("offset_mapping")
-    encodings.pop(WORD_NGRAM_SPANS)
+    encodings.pop(WORD_NGRAM_SPANS), encodings.pop(WORD_CONTINUES)
     encoded = [
         {**{key: values[index] for key, values in encodings.items()}, "labels": label_id}
         for index, label_id in enumerate(label_ids)

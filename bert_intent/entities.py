@@ -3,7 +3,10 @@
 A type is an entity with its role and group (`city` as `destination`), so roles and groups are learned
 as types of their own. Tag 0 is outside any entity; type i has tags 2i + 1 (begins) and 2i + 2 (inside).
 Tokens map to characters through the fast tokenizer's offset mapping, so annotations need no word
-tokenizer and none is dropped for not matching word boundaries.
+tokenizer and none is dropped for not matching word boundaries. Where no annotation of the training
+data begins or ends inside a word of the checkpoint's tokenizer (`whole_words`; BERT's words are a
+Chinese character, or a run of digits or Latin letters that WordPiece may split into pieces), entities
+are found as whole words: an 11-digit order number whole or not at all.
 """
 
 import functools
@@ -13,8 +16,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 OUTSIDE = 0
-# A text's tokens' character offsets and their tag probabilities (tokens x tags).
-Reading = Tuple[np.ndarray, np.ndarray]
+# A text's tokens' character offsets, their tag probabilities (tokens x tags) and, per token, whether it
+# continues the word of the token before it (`encoding.WORD_CONTINUES`).
+Reading = Tuple[np.ndarray, np.ndarray, np.ndarray]
 # Tag id of tokens the loss ignores: [CLS], [SEP] and padding (PyTorch's cross-entropy default).
 IGNORED = -100
 
@@ -142,16 +146,41 @@ def _transition_penalties(num_tags: int) -> np.ndarray:
     return penalties
 
 
-def best_tags(probabilities: np.ndarray) -> np.ndarray:
+def whole_words(
+    offsets: Sequence[Sequence[Tuple[int, int]]], continues: Sequence[Sequence[int]], annotations: Sequence[Sequence[Dict[str, Any]]]
+) -> bool:
+    """Whether every annotation begins and ends between words (one row of token offsets, of tokens that
+    continue the word before them, and of annotations per text)."""
+    for text_offsets, text_continues, text_annotations in zip(offsets, continues, annotations):
+        inside_words = {int(start) for (start, end), continued in zip(text_offsets, text_continues) if continued and end > start}
+        if any(annotation.get("start") in inside_words or annotation.get("end") in inside_words for annotation in text_annotations):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _within_word_penalties(num_tags: int) -> np.ndarray:
+    """(previous tag, tag) within one word: 0 where the word's entity, or its being outside any, goes
+    on (outside after outside, inside after its own type's begins or inside tag), -inf elsewhere."""
+    penalties = np.full((num_tags, num_tags), -np.inf)
+    penalties[OUTSIDE, OUTSIDE] = 0.0
+    for inside in range(2, num_tags, 2):
+        penalties[[inside - 1, inside], inside] = 0.0
+    penalties.flags.writeable = False
+    return penalties
+
+
+def best_tags(probabilities: np.ndarray, continues: Sequence[int]) -> np.ndarray:
     """The most likely tag sequence (tokens x tags probabilities) in which every entity starts with its
-    begins tag (Viterbi over the tokens' log-probabilities)."""
+    begins tag and is made of whole words (`continues`: per token, 1 where it continues the word of
+    the token before it) (Viterbi over the tokens' log-probabilities)."""
     num_tokens, num_tags = probabilities.shape
     log_probabilities = np.log(np.clip(probabilities, 1e-12, None))
-    forbidden = _transition_penalties(num_tags)
+    forbidden, within_word = _transition_penalties(num_tags), _within_word_penalties(num_tags)
     scores = log_probabilities[0] + forbidden[OUTSIDE]  # the first token starts like one after "outside"
     back = np.zeros((num_tokens, num_tags), dtype=int)
     for position in range(1, num_tokens):
-        candidates = scores[:, None] + forbidden
+        candidates = scores[:, None] + (within_word if continues[position] else forbidden)
         back[position] = candidates.argmax(axis=0)
         scores = candidates.max(axis=0) + log_probabilities[position]
     tags = [int(scores.argmax())]
@@ -164,6 +193,7 @@ def decode(
     text: str,
     offsets: Sequence[Tuple[int, int]],
     probabilities: np.ndarray,
+    continues: Sequence[int],
     types: Sequence[EntityType],
 ) -> List[Dict[str, Any]]:
     """Entities from tag probabilities (tokens x tags, special tokens included): the most likely valid
@@ -172,7 +202,7 @@ def decode(
     tokens = [index for index, (start, end) in enumerate(offsets) if end > start]
     if not tokens:
         return []
-    tags = best_tags(probabilities[tokens])
+    tags = best_tags(probabilities[tokens], [continues[index] for index in tokens])
     entities = []
     for type_index, first, last in spans(tags):
         start, end = int(offsets[tokens[first]][0]), int(offsets[tokens[last]][1])

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
-from bert_intent.encoding import WORD_NGRAM_PRESENT, WORD_NGRAM_SPANS, WORD_NGRAMS, batches_by_length, load_segmenter, tokenize
+from bert_intent.encoding import WORD_CONTINUES, WORD_NGRAM_PRESENT, WORD_NGRAM_SPANS, WORD_NGRAMS, batches_by_length, load_segmenter, tokenize
 from bert_intent.encoding import valid_unicode, word_ngrams_in_parts
 from bert_intent.entities import EntityType, Reading
 from bert_intent.errors import ModelLoadError
@@ -60,17 +60,22 @@ class _Scores:
 
 @dataclass
 class _Run:
-    """One network run: per text, the intent confidences, tag probabilities and tokens' character
-    offsets; for texts read in parts, each one's split `points` and its parts' confidences (before each
-    point, then after each, then rows of parts that read nothing); whether each text has a token the
-    vocabulary can read (without one, its confidences are 0 and it has no entities)."""
+    """One network run: per text, the intent confidences and its tags' `Reading` (tokens' character
+    offsets, tag probabilities, tokens that continue a word); for texts read in parts, each one's split
+    `points` and its parts' confidences (before each point, then after each, then rows of parts that
+    read nothing); whether each text has a token the vocabulary can read (without one, its confidences
+    are 0 and it has no entities)."""
 
     confidences: np.ndarray
     tag_probabilities: np.ndarray
     offsets: np.ndarray
+    continues: np.ndarray
     points: List[List[int]]
     part_confidences: np.ndarray
     readable: np.ndarray
+
+    def reading(self, row: int) -> Reading:
+        return self.offsets[row], self.tag_probabilities[row], self.continues[row]
 
 
 class IntentModel:
@@ -91,6 +96,7 @@ class IntentModel:
         combinations: Tuple[Combination, Combination] = (combination.INTENT_PRIOR, combination.TAG_PRIOR),
         joined: Sequence[JoinedIntent] = (),
         decision: Decision = Decision(),
+        whole_words: bool = False,
     ) -> None:
         if network is None and session is None and (len(labels) != 1 or entity_types):
             raise ValueError("A network or an ONNX session is needed to choose between several labels or find entities.")
@@ -109,6 +115,8 @@ class IntentModel:
         self.combinations = combinations
         self.joined: List[JoinedIntent] = list(joined)
         self.decision = decision
+        # Entities are whole words of the tokenizer: no training annotation began or ended inside one.
+        self.whole_words = whole_words
         if self.network is not None:
             self.network.configure(*combinations, calibration)
 
@@ -158,7 +166,7 @@ class IntentModel:
             run = self._run(parts)
             if self.entity_types:
                 scores.part_readings.update(
-                    (part, (run.offsets[row], run.tag_probabilities[row])) for row, part in enumerate(parts) if run.readable[row]
+                    (part, run.reading(row)) for row, part in enumerate(parts) if run.readable[row]
                 )
             return run.confidences
         # The int8 network quantizes its activations with a scale taken from the whole batch, so a
@@ -172,7 +180,7 @@ class IntentModel:
             scores.confidences[indices] = run.readable[:, None] if len(self.labels) == 1 else run.confidences
             for row, index in enumerate(indices):
                 if self.entity_types and run.readable[row]:
-                    scores.readings[index] = run.offsets[row], run.tag_probabilities[row]
+                    scores.readings[index] = run.reading(row)
             if self.joined:
                 # The best split points by the parts pooled from the whole message's states, read again alone.
                 best = [
@@ -192,7 +200,7 @@ class IntentModel:
     def _run(self, texts: List[str], in_parts: bool = False) -> "_Run":
         """The network's outputs for `texts`; `in_parts`: also of the parts at each text's split points."""
         inputs = tokenize(self.tokenizer, texts, self.settings.max_length, return_tensors="np", padding=True)
-        offsets = inputs.pop("offset_mapping")
+        offsets, continues = inputs.pop("offset_mapping"), inputs.pop(WORD_CONTINUES) * self.whole_words
         points = [multi_intent.split_points(row) if in_parts else [] for row in offsets]
         mask = inputs["attention_mask"]
         part_mask = multi_intent.part_masks(offsets, mask, points) if in_parts else mask[:, None, :]
@@ -211,7 +219,7 @@ class IntentModel:
         # Nothing the vocabulary can read (only unknown tokens, e.g. emoji it lacks): no intent, all "none of them".
         readable = self._readable(inputs["input_ids"], mask)
         confidences[~readable] = 0.0
-        return _Run(confidences[:, 0], tag_probabilities, offsets, points, confidences[:, 1:], readable)
+        return _Run(confidences[:, 0], tag_probabilities, offsets, continues, points, confidences[:, 1:], readable)
 
     def _readable(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Per text: whether any of its tokens is neither special ([CLS], [SEP], ...) nor unknown."""
@@ -231,6 +239,7 @@ class IntentModel:
             "entity_types": [entity_type.to_dict() for entity_type in self.entity_types],
             "joined_intents": [intent.to_dict() for intent in self.joined],
             "multi_intent": self.decision.to_dict(),
+            "whole_word_entities": self.whole_words,
         }
         if self.network is not None or self.session is not None:
             if self.network is None:
@@ -266,6 +275,7 @@ class IntentModel:
             entity_types = [EntityType.from_dict(values) for values in metadata.get("entity_types", [])]
             joined = [JoinedIntent.from_dict(values) for values in metadata.get("joined_intents", [])]
             decision = Decision.from_dict(metadata.get("multi_intent", {}))
+            whole_words = bool(metadata.get("whole_word_entities", False))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(
                 f"Cannot read {metadata_path}: {error!r}. Retrain the model with `rasa train`."
@@ -288,6 +298,7 @@ class IntentModel:
             return cls(
                 labels, settings, tokenizer, summary=summary, session=session, calibration=calibration,
                 entity_types=entity_types, combinations=combinations, joined=joined, decision=decision,
+                whole_words=whole_words,
             )
         config = _read(
             _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
@@ -298,7 +309,7 @@ class IntentModel:
         _read(network_file, lambda: _load_weights(network, weights))
         return cls(
             labels, settings, tokenizer, network.to(device), summary, calibration=calibration, entity_types=entity_types,
-            combinations=combinations, joined=joined, decision=decision,
+            combinations=combinations, joined=joined, decision=decision, whole_words=whole_words,
         )
 
 

@@ -219,9 +219,10 @@ def readings_of_two(
         found = [(shift, part_readings.get(part)) for shift, part in ((0, texts[row][:cut]), (cut, texts[row][cut:]))]
         parts = [(shift, part) for shift, part in found if part is not None]
         if parts:
-            part_offsets = np.concatenate([offsets + shift for shift, (offsets, _) in parts])
-            part_probabilities = np.concatenate([probabilities for _, (_, probabilities) in parts])
-            averaged[row] = reading[0], average_readings(*reading, part_offsets, part_probabilities)
+            part_offsets = np.concatenate([part[0] + shift for shift, part in parts])
+            part_probabilities = np.concatenate([part[1] for _, part in parts])
+            offsets, probabilities, continues = reading
+            averaged[row] = offsets, average_readings(offsets, probabilities, part_offsets, part_probabilities), continues
     return averaged
 
 

@@ -105,6 +105,7 @@ def _fine_tune(
     label_index = {label: index for index, label in enumerate(labels)}
     label_ids = [label_index[intent] for intent in intents]
     examples = encoding.examples(tokenizer, texts, intents, label_ids, annotations, types, max_length)
+    whole_words = bool(types) and encoding.whole_word_entities(tokenizer, texts, annotations, max_length)
     train_indices, validation_indices = held_out.split(label_ids, settings.validation_split, settings.random_seed)
     train_set = [examples[index] for index in train_indices]
     validation_set = [examples[index] for index in validation_indices]
@@ -141,7 +142,7 @@ def _fine_tune(
     # The served model as the held-out examples configured it, before any multi-intent decision.
     scoring = IntentModel(
         labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
-        combinations=(fitted.intents, fitted.tags), joined=joined,
+        combinations=(fitted.intents, fitted.tags), joined=joined, whole_words=whole_words,
     )
     decision = multi_intent.fit_on_held_out(
         scoring.single_and_pair_scores, labels, joined, [(texts[index], intents[index]) for index in validation_indices],
@@ -157,7 +158,7 @@ def _fine_tune(
     network = network.to(device)
     model = IntentModel(
         labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
-        combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision,
+        combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision, whole_words=whole_words,
     )
     # The threshold is not part of what the network applies: setting it leaves the model's scores as they are.
     model.calibration, gibberish_confidences = held_out.checked_against_served(fitted, model.confidences, settings)

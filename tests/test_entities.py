@@ -2,13 +2,13 @@
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pytest
 import torch
 
-from bert_intent import entities, parts
+from bert_intent import encoding, entities, parts
 from bert_intent.entities import IGNORED, OUTSIDE, EntityType
 from bert_intent.errors import BertIntentError
 from bert_intent.model import IntentModel
@@ -23,11 +23,14 @@ DEPARTURE = EntityType("city", role="departure")
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    return build_from_scratch(characters() + list("abcdefghijklmnopqrstuvwxyz"), ["a", "b"], "tiny", max_length=16)[0]
+    # Words of Latin letters or digits are spelled with "##" pieces, as WordPiece splits what it lacks.
+    return build_from_scratch(characters() + ["hello", "12345678901"], ["a", "b"], "tiny", max_length=16)[0]
 
 
-def offsets(tokenizer: Any, text: str) -> List[tuple]:
-    return tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=16)["offset_mapping"]
+def read(tokenizer: Any, text: str) -> Tuple[List[tuple], List[int]]:
+    """The tokens' character offsets, and which tokens continue the word before them."""
+    encoded = encoding.tokenize(tokenizer, [text], 16)
+    return encoded["offset_mapping"][0], encoded[encoding.WORD_CONTINUES][0]
 
 
 def test_tags_come_from_character_offsets(tokenizer: Any) -> None:
@@ -38,7 +41,7 @@ def test_tags_come_from_character_offsets(tokenizer: Any) -> None:
     ]
     types = entities.entity_types([annotations])
     assert types == [CITY, DEPARTURE]
-    tags, problems = entities.token_tags(text, offsets(tokenizer, text), annotations, types)
+    tags, problems = entities.token_tags(text, read(tokenizer, text)[0], annotations, types)
     begin_city, begin_departure = entities.begin_tag(0), entities.begin_tag(1)
     assert tags == [IGNORED, OUTSIDE, begin_departure, begin_departure + 1, OUTSIDE, begin_city, begin_city + 1, IGNORED]
     assert problems == []
@@ -48,14 +51,14 @@ def test_tags_come_from_character_offsets(tokenizer: Any) -> None:
     "text, annotation, problem",
     [
         ("北京天气", {"start": 2, "end": 9, "value": "x", "entity": "city"}, "outside the text"),
-        ("hello北京", {"start": 0, "end": 3, "value": "hel", "entity": "city"}, "inside a token"),
+        ("qqq北京", {"start": 0, "end": 2, "value": "qq", "entity": "city"}, "inside a token"),  # qqq: one [UNK]
         ("北京天气" + "好" * 30, {"start": 20, "end": 22, "value": "好好", "entity": "city"}, "past max_length"),
         ("北京 天气", {"start": 2, "end": 3, "value": " ", "entity": "city"}, "covers no token"),
         ("北京天气", {"start": 0, "end": 2, "value": "北京", "entity": "country"}, "does not know"),
     ],
 )
 def test_annotations_that_cannot_be_learned_are_described(tokenizer: Any, text: str, annotation: Dict[str, Any], problem: str) -> None:
-    tags, problems = entities.token_tags(text, offsets(tokenizer, text), [annotation], [CITY])
+    tags, problems = entities.token_tags(text, read(tokenizer, text)[0], [annotation], [CITY])
     assert len(problems) == 1 and problem in problems[0]
     assert set(tags) <= {IGNORED, OUTSIDE}
 
@@ -63,17 +66,17 @@ def test_annotations_that_cannot_be_learned_are_described(tokenizer: Any, text: 
 def test_an_overlapping_annotation_is_described_and_the_first_kept(tokenizer: Any) -> None:
     text = "北京天气"
     first = {"start": 0, "end": 2, "value": "北京", "entity": "city"}
-    tags, problems = entities.token_tags(text, offsets(tokenizer, text), [first, {**first, "end": 3}], [CITY])
+    tags, problems = entities.token_tags(text, read(tokenizer, text)[0], [first, {**first, "end": 3}], [CITY])
     assert tags[1:3] == [entities.begin_tag(0), entities.begin_tag(0) + 1]
     assert len(problems) == 1 and "overlaps" in problems[0]
 
 
 def test_decoding_gives_spans_with_offsets_values_roles_and_confidences(tokenizer: Any) -> None:
     text = "从北京去上海"
-    token_offsets = offsets(tokenizer, text)
+    token_offsets, continues = read(tokenizer, text)
     tags = [OUTSIDE, OUTSIDE, 3, 4, OUTSIDE, 1, 2, OUTSIDE]
     probabilities = np.eye(entities.tag_count([CITY, DEPARTURE]))[tags] * 0.9 + 0.02
-    found = entities.decode(text, token_offsets, probabilities, [CITY, DEPARTURE])
+    found = entities.decode(text, token_offsets, probabilities, continues, [CITY, DEPARTURE])
     assert [(e["entity"], e.get("role"), e["start"], e["end"], e["value"]) for e in found] == [
         ("city", "departure", 1, 3, "北京"), ("city", None, 4, 6, "上海"),
     ]
@@ -89,9 +92,30 @@ def test_decoding_keeps_entities_whole() -> None:
         [0.0, 0.0, 0.5, 0.1, 0.4],
         [1.0, 0.0, 0.0, 0.0, 0.0],  # [SEP]
     ])
-    found = entities.decode("北京", [(0, 0), (0, 1), (1, 2), (0, 0)], probabilities, [CITY, DEPARTURE])
+    found = entities.decode("北京", [(0, 0), (0, 1), (1, 2), (0, 0)], probabilities, [0, 0, 0, 0], [CITY, DEPARTURE])
     assert [(e["entity"], e.get("role"), e["value"]) for e in found] == [("city", "departure", "北京")]
     assert found[0]["confidence_entity"] == pytest.approx(0.45)
+
+
+def test_an_entity_is_made_of_whole_words(tokenizer: Any) -> None:
+    text = "订单12345678901"
+    token_offsets, continues = read(tokenizer, text)
+    assert continues == [0, 0, 0, 0] + [1] * 10 + [0]  # [CLS] 订 单 1 ##2 ... ##1 [SEP]
+    # The number's first pieces lean to an order number, its last ones to nothing: found whole, or not at all.
+    tags = [OUTSIDE] * 3 + [1] + [2] * 6 + [OUTSIDE] * 5
+    probabilities = np.eye(entities.tag_count([CITY]))[tags] * 0.6 + 0.1
+    found = entities.decode(text, token_offsets, probabilities, continues, [CITY])
+    assert [e["value"] for e in found] == ["12345678901"]
+    probabilities[5:10] = probabilities[12]  # now most of it leans to nothing
+    assert entities.decode(text, token_offsets, probabilities, continues, [CITY]) == []
+
+
+def test_entities_are_whole_words_where_no_annotation_begins_or_ends_inside_one(tokenizer: Any) -> None:
+    texts = ["订单12345678901到了", "hello北京"]
+    whole = [[{"start": 2, "end": 13, "entity": "order"}], [{"start": 5, "end": 7, "entity": "city"}]]
+    assert encoding.whole_word_entities(tokenizer, texts, whole, 16)
+    # Annotating a number's first digits (or a checkpoint whose words are whole Chinese phrases) keeps tokens.
+    assert not encoding.whole_word_entities(tokenizer, texts, [[{"start": 2, "end": 5, "entity": "order"}], []], 16)
 
 
 def test_a_second_reading_is_averaged_in_where_it_has_the_same_tokens() -> None:
@@ -141,6 +165,7 @@ def test_saved_models_find_the_same_entities(trained: IntentModel, backend: str,
     trained.save(tmp_path)
     loaded = IntentModel.load(tmp_path, torch.device("cpu"), backend)
     assert spans(loaded.predict(texts).entities) == spans(trained.predict(texts).entities)
+    assert loaded.whole_words and trained.whole_words  # no annotation of ENTITY_TRAIN cuts a word
 
 
 @pytest.mark.training

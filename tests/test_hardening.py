@@ -208,9 +208,11 @@ def test_a_byte_level_bpe_tokenizer_finds_entities_on_character_boundaries(tmp_p
     project = Project(tmp_path, {"model_name": str(checkpoint), "epochs": 30, "batch_size": 8, "learning_rate": 2e-3, "device": "cpu"})
     project.create().train(parsed_by_rasa(ENTITY_TRAIN))
     held_out, _, _ = annotated(ENTITY_HELD_OUT)
-    processed = project.load().process(messages(*held_out))
+    component = project.load()
+    processed = component.process(messages(*held_out))
     found = [(text, entity) for text, message in zip(held_out, processed) for entity in message.get(ENTITIES)]
     assert found and all(entity["value"] == text[entity["start"] : entity["end"]] for text, entity in found)
+    assert not component._model.whole_words  # its words are whole runs of Chinese: the annotations lie inside them
 
 
 def test_an_encoder_decoder_checkpoint_is_refused_by_name(tiny_bert: Path, tmp_path: Path) -> None:

@@ -82,9 +82,9 @@ def test_the_parts_score_the_best_split_in_either_order() -> None:
 
 def test_a_message_read_as_two_averages_its_tags_with_its_parts_read_alone() -> None:
     texts = ["放稻香定闹钟", "放稻香"]
-    whole = (np.array([[0, 0], [0, 1], [1, 2], [2, 3], [3, 4], [0, 0]]), np.tile([[1.0, 0.0]], (6, 1)))
-    short = (np.array([[0, 0], [0, 1], [1, 2], [0, 0]]), np.tile([[1.0, 0.0]], (4, 1)))
-    parts = {"放稻": (np.array([[0, 0], [0, 1], [1, 2], [0, 0]]), np.tile([[0.0, 1.0]], (4, 1)))}  # 香定闹钟: unreadable
+    whole = (np.array([[0, 0], [0, 1], [1, 2], [2, 3], [3, 4], [0, 0]]), np.tile([[1.0, 0.0]], (6, 1)), np.zeros(6))
+    short = (np.array([[0, 0], [0, 1], [1, 2], [0, 0]]), np.tile([[1.0, 0.0]], (4, 1)), np.zeros(4))
+    parts = {"放稻": (np.array([[0, 0], [0, 1], [1, 2], [0, 0]]), np.tile([[0.0, 1.0]], (4, 1)), np.zeros(4))}  # 香定闹钟: unreadable
     cuts = np.array([[2], [-1]])
     averaged = multi_intent.readings_of_two(texts, np.array([0, -1]), cuts, [whole, short], parts)
     np.testing.assert_allclose(averaged[0][1][1:3], 0.5)  # 放 and 稻 averaged with the part before the cut
