@@ -16,8 +16,8 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
-from bert_intent.encoding import WORD_CONTINUES, WORD_NGRAM_PRESENT, WORD_NGRAM_SPANS, WORD_NGRAMS, batches_by_length, load_segmenter, tokenize
-from bert_intent.encoding import valid_unicode, word_ngrams_in_parts
+from bert_intent.encoding import WORD_CONTINUES, WORD_NGRAM_PRESENT, WORD_NGRAM_SPANS, WORD_NGRAMS, batches_by_length
+from bert_intent.encoding import load_segmenter, tokenize, valid_unicode, word_ngrams_in_parts
 from bert_intent.entities import EntityType, Reading
 from bert_intent.errors import ModelLoadError
 from bert_intent.multi_intent import Decision, JoinedIntent
@@ -266,16 +266,19 @@ class IntentModel:
             metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
             version = metadata.get("format_version")
             labels, settings = list(metadata["labels"]), validate(dict(metadata["settings"]))
-            summary = dict(metadata.get("training", {}))
-            calibration = Calibration.from_dict(metadata.get("calibration", {}))
-            combinations = tuple(
-                Combination.from_dict(metadata.get("combinations", {}).get(part, prior.to_dict()))
-                for part, prior in (("intents", combination.INTENT_PRIOR), ("tags", combination.TAG_PRIOR))
-            )
             entity_types = [EntityType.from_dict(values) for values in metadata.get("entity_types", [])]
-            joined = [JoinedIntent.from_dict(values) for values in metadata.get("joined_intents", [])]
-            decision = Decision.from_dict(metadata.get("multi_intent", {}))
-            whole_words = bool(metadata.get("whole_word_entities", False))
+            fitted: Dict[str, Any] = dict(  # what training fitted, besides the network's weights
+                summary=dict(metadata.get("training", {})),
+                calibration=Calibration.from_dict(metadata.get("calibration", {})),
+                entity_types=entity_types,
+                combinations=tuple(
+                    Combination.from_dict(metadata.get("combinations", {}).get(part, prior.to_dict()))
+                    for part, prior in (("intents", combination.INTENT_PRIOR), ("tags", combination.TAG_PRIOR))
+                ),
+                joined=[JoinedIntent.from_dict(values) for values in metadata.get("joined_intents", [])],
+                decision=Decision.from_dict(metadata.get("multi_intent", {})),
+                whole_words=bool(metadata.get("whole_word_entities", False)),
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(
                 f"Cannot read {metadata_path}: {error!r}. Retrain the model with `rasa train`."
@@ -286,7 +289,7 @@ class IntentModel:
                 "the model was saved by another version of bert-intent. Retrain it with `rasa train`."
             )
         if len(labels) == 1 and not entity_types:
-            return cls(labels, settings, summary=summary, calibration=calibration)
+            return cls(labels, settings, summary=fitted["summary"], calibration=fitted["calibration"])
         network_file = _required(directory / NETWORK_FILE)
         load_segmenter()
         tokenizer = _read(
@@ -295,11 +298,7 @@ class IntentModel:
         if backend == "onnx":
             session = _read(network_file, lambda: onnx_network.session(network_file, settings.cpu_threads))
             _check_widths(network_file, onnx_network.output_widths(session), labels, entity_types)
-            return cls(
-                labels, settings, tokenizer, summary=summary, session=session, calibration=calibration,
-                entity_types=entity_types, combinations=combinations, joined=joined, decision=decision,
-                whole_words=whole_words,
-            )
+            return cls(labels, settings, tokenizer, session=session, **fitted)
         config = _read(
             _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
         )
@@ -307,10 +306,7 @@ class IntentModel:
         network = IntentNetwork.from_config(config)
         weights = _read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
         _read(network_file, lambda: _load_weights(network, weights))
-        return cls(
-            labels, settings, tokenizer, network.to(device), summary, calibration=calibration, entity_types=entity_types,
-            combinations=combinations, joined=joined, decision=decision, whole_words=whole_words,
-        )
+        return cls(labels, settings, tokenizer, network.to(device), **fitted)
 
 
 def _load_weights(network: IntentNetwork, weights: Dict[str, torch.Tensor]) -> None:
