@@ -60,7 +60,7 @@ def main() -> None:
         [test_texts[i] for i in known], [test_intents[i] for i in known], [test_annotations[i] for i in known]
     )):
         ids = [labels.index(intent) for intent in split_intents]
-        examples = encoding.examples(tokenizer, split_texts, split_intents, ids, split_annotations, types, 128)
+        examples = encoding.examples(tokenizer, split_texts, split_intents, ids, split_annotations, types, 128)[0]
         batches.append((PadWithTags(tokenizer, return_tensors="pt")(examples), ids))
     (train, train_ids), (test, test_ids) = batches
     print(f"{len(texts)} examples, {len(labels)} intents, {entities.tag_count(types)} tags, {vocabulary} vocabulary")

@@ -62,15 +62,6 @@ def tokenize(
     return BatchEncoding(columns, tensor_type=return_tensors)
 
 
-def whole_word_entities(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], annotations: Sequence[Sequence[Dict[str, Any]]], max_length: int
-) -> bool:
-    """Whether no annotation begins or ends inside a word of the tokenizer (`entities.whole_words`)."""
-    encodings = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)
-    continues = [_continues_word(encodings.word_ids(row)) for row in range(len(texts))]
-    return entities.whole_words(encodings["offset_mapping"], continues, annotations)
-
-
 def _continues_word(word_ids: Sequence[Optional[int]]) -> List[int]:
     """Per token: 1 where it belongs to the same word (the tokenizer's `word_ids`) as the token before it."""
     return [int(word is not None and word == previous) for previous, word in zip([None, *word_ids], word_ids)]
@@ -160,12 +151,14 @@ def examples(
     annotations: Sequence[Sequence[Dict[str, Any]]],
     types: Sequence[EntityType],
     max_length: int,
-) -> List[Dict[str, Any]]:
+) -> Tuple[List[Dict[str, Any]], bool]:
     """One training example per text: its token ids, attention mask and word n-grams, `labels` (the
-    intent id) and, with entity types, `entity_tags` (one tag per token; see `entities`)."""
+    intent id) and, with entity types, `entity_tags` (one tag per token; see `entities`); and whether
+    entities are found as whole words (with entity types, where no annotation cuts a word:
+    `entities.whole_words`)."""
     encodings = tokenize(tokenizer, texts, max_length)
-    offsets = encodings.pop("offset_mapping")
-    encodings.pop(WORD_NGRAM_SPANS), encodings.pop(WORD_CONTINUES)
+    offsets, continues = encodings.pop("offset_mapping"), encodings.pop(WORD_CONTINUES)
+    encodings.pop(WORD_NGRAM_SPANS)
     encoded = [
         {**{key: values[index] for key, values in encodings.items()}, "labels": label_id}
         for index, label_id in enumerate(label_ids)
@@ -173,7 +166,7 @@ def examples(
     if types:
         for example, tags in zip(encoded, _entity_tags(texts, intents, offsets, annotations, types)):
             example["entity_tags"] = tags
-    return encoded
+    return encoded, bool(types) and entities.whole_words(offsets, continues, annotations)
 
 
 def _entity_tags(

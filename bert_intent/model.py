@@ -75,6 +75,7 @@ class _Run:
     readable: np.ndarray
 
     def reading(self, row: int) -> Reading:
+        """The tag reading of text `row`."""
         return self.offsets[row], self.tag_probabilities[row], self.continues[row]
 
 

@@ -104,8 +104,7 @@ def _fine_tune(
     max_length = min(settings.max_length, network.config.max_position_embeddings)
     label_index = {label: index for index, label in enumerate(labels)}
     label_ids = [label_index[intent] for intent in intents]
-    examples = encoding.examples(tokenizer, texts, intents, label_ids, annotations, types, max_length)
-    whole_words = bool(types) and encoding.whole_word_entities(tokenizer, texts, annotations, max_length)
+    examples, whole_words = encoding.examples(tokenizer, texts, intents, label_ids, annotations, types, max_length)
     train_indices, validation_indices = held_out.split(label_ids, settings.validation_split, settings.random_seed)
     train_set = [examples[index] for index in train_indices]
     validation_set = [examples[index] for index in validation_indices]

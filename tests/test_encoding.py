@@ -14,10 +14,10 @@ def test_examples_carry_the_intent_and_each_tokens_tag_and_pad_to_a_batch() -> N
     annotations = [[{"start": 1, "end": 3, "value": "上海", "entity": "city"}], []]
     types = encoding.entity_types_to_learn(annotations, entity_recognition=True, intent_classification=True)
     assert types == [EntityType("city")]
-    examples = encoding.examples(tokenizer, texts, intents, [0, 1], annotations, types, max_length=16)
+    examples, whole_words = encoding.examples(tokenizer, texts, intents, [0, 1], annotations, types, max_length=16)
     begin, inside = entities.begin_tag(0), entities.begin_tag(0) + 1
     ignored, outside = entities.IGNORED, entities.OUTSIDE
-    assert [example["labels"] for example in examples] == [0, 1]
+    assert [example["labels"] for example in examples] == [0, 1] and whole_words
     assert examples[0]["entity_tags"] == [ignored, outside, begin, inside, ignored]  # [CLS] 去 上 海 [SEP]
     batch = PadWithTags(tokenizer, return_tensors="pt")(examples)
     assert batch["input_ids"].shape == batch["entity_tags"].shape == (2, 6)

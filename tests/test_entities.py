@@ -113,9 +113,14 @@ def test_an_entity_is_made_of_whole_words(tokenizer: Any) -> None:
 def test_entities_are_whole_words_where_no_annotation_begins_or_ends_inside_one(tokenizer: Any) -> None:
     texts = ["订单12345678901到了", "hello北京"]
     whole = [[{"start": 2, "end": 13, "entity": "order"}], [{"start": 5, "end": 7, "entity": "city"}]]
-    assert encoding.whole_word_entities(tokenizer, texts, whole, 16)
+
+    def whole_words(annotations: List[List[Dict[str, Any]]]) -> bool:
+        types = entities.entity_types(annotations)
+        return encoding.examples(tokenizer, texts, ["a", "b"], [0, 1], annotations, types, 16)[1]
+
+    assert whole_words(whole)
     # Annotating a number's first digits (or a checkpoint whose words are whole Chinese phrases) keeps tokens.
-    assert not encoding.whole_word_entities(tokenizer, texts, [[{"start": 2, "end": 5, "entity": "order"}], []], 16)
+    assert not whole_words([[{"start": 2, "end": 5, "entity": "order"}], []])
 
 
 def test_a_second_reading_is_averaged_in_where_it_has_the_same_tokens() -> None:

@@ -225,7 +225,7 @@ def test_batches_of_similar_lengths_need_less_padding(config: Dict[str, Any], ti
 
     texts = ["订" * length for length in range(1, 61)] * 4
     tokenizer, network = load_pretrained(str(tiny_bert), ["a", "b"], 0)
-    train_set = examples(tokenizer, texts, ["a", "b"] * 120, [0, 1] * 120, [[] for _ in texts], [], 64)
+    train_set = examples(tokenizer, texts, ["a", "b"] * 120, [0, 1] * 120, [[] for _ in texts], [], 64)[0]
 
     def padded_tokens(group_by_length: bool) -> int:
         options = settings.validate({**config, "group_by_length": group_by_length, "batch_size": 4})
@@ -247,7 +247,7 @@ def test_held_out_predictions_keep_the_held_out_examples_order(config: Dict[str,
     texts = ["订" * length for length in (30, 2, 50, 7, 1, 41, 12, 3)] * 3
     intents = ["a", "b"] * 12
     tokenizer, network = load_pretrained(str(tiny_bert), ["a", "b"], 0)
-    encoded = examples(tokenizer, texts, intents, [0, 1] * 12, [[] for _ in texts], [], 64)
+    encoded = examples(tokenizer, texts, intents, [0, 1] * 12, [[] for _ in texts], [], 64)[0]
     options = settings.validate({**config, "group_by_length": True, "batch_size": 4})
     predictions = HeldOutPredictions(learns_intents=True, learns_entities=False)
     trainer = build_trainer(
