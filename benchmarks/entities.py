@@ -1,7 +1,8 @@
 """Entity extraction (spans, roles, groups) and intents together, against DIET and a CRF, through `rasa train nlu`.
 
     .venv/bin/python benchmarks/entities.py [--datasets cais bot] [--seeds 3] [--per-intent 300]
-                                            [--systems ours ours_intent_only diet crf offline]
+                                            [--systems ours ours_intent_only diet crf offline before]
+                                            [--before-ref 24650e7]
 
 For each dataset, system and seed, the system is trained with `rasa train nlu` in a fresh subprocess on
 the annotated training file and parses every test message through `Agent.parse_message`:
@@ -15,7 +16,9 @@ the annotated training file and parses every test message through `Agent.parse_m
 - `crf`: JiebaTokenizer + CountVectorsFeaturizer (char_wb, 1-4) + LogisticRegressionClassifier +
   CRFEntityExtractor (its default features); its intent accuracy (marked *) is the logistic regression's;
 - `offline` (bot only): the BertIntentClassifier entry of example_bot/config_offline.yml (a mini BERT
-  from scratch; its fallback classifier dropped). Product target: bot span F1 >= 0.90.
+  from scratch; its fallback classifier dropped). Product target: bot span F1 >= 0.90;
+- `before`: `ours` with the component as it was at `--before-ref` (exported from git), to compare a change
+  with today's behaviour in one run.
 Every system's classifiers are seeded with the seed.
 
 Datasets (read with Rasa's own loader, so annotations are exact): `cais` (../shared/datasets/cais:
@@ -59,7 +62,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from few_shot import DIET_PIPELINE, PROXY, REPOSITORY, SHARED, run_job, train_nlu_model, worker_or_skip  # noqa: E402
+from few_shot import DIET_PIPELINE, PROXY, REPOSITORY, SHARED, export_package, run_job, train_nlu_model, worker_or_skip  # noqa: E402
 
 CAIS = SHARED / "datasets" / "cais"
 FILES = {
@@ -67,7 +70,7 @@ FILES = {
     "bot": (REPOSITORY / "example_bot" / "data" / "nlu.yml", REPOSITORY / "example_bot" / "tests" / "nlu_test.yml"),
 }
 OFFLINE_CONFIG = REPOSITORY / "example_bot" / "config_offline.yml"
-SYSTEMS = ["ours", "ours_intent_only", "diet", "crf", "offline"]
+SYSTEMS = ["ours", "ours_intent_only", "diet", "crf", "offline", "before"]
 CRF_PIPELINE = [
     {"name": "JiebaTokenizer"},
     {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
@@ -81,7 +84,7 @@ Span = Tuple[int, int, str]
 
 def pipeline(system: str) -> List[Dict[str, object]]:
     ours = {"name": "bert_intent.BertIntentClassifier", "model_name": str(PROXY)}
-    if system == "ours":
+    if system in ("ours", "before"):
         return [ours]
     if system == "ours_intent_only":
         return [{**ours, "entity_recognition": False}]
@@ -213,6 +216,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--per-intent", type=int, default=300,
                         help="CAIS training examples per intent, at most (0: all of train_nlu.yml)")
+    parser.add_argument("--before-ref", default="24650e7", help="git revision of the `before` component")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if worker_or_skip(arguments.worker, worker):
@@ -220,6 +224,14 @@ def main() -> None:
     if not all(path.is_file() for path in FILES["cais"]):
         print(f"CAIS's train_nlu.yml / test_nlu.yml are not in {CAIS}: skipping (set SHARED_DIR to the shared folder).")
         return
+    with tempfile.TemporaryDirectory(prefix="entities-before-") as before:
+        if "before" in arguments.systems:
+            export_package(arguments.before_ref, before)
+        run(arguments, Path(before))
+
+
+def run(arguments: argparse.Namespace, before: Path) -> None:
+    """Train and score every dataset, system and seed; print the rows as they end, then the tables."""
     header = (f"{'dataset':<7} {'system':<16} {'intent':>8} {'span P':>7} {'span R':>7} {'span F1':>7} {'frame':>7} "
               f"{'train s':>7} {'misaligned':>12}")
     rows, per_type = [header], {}
@@ -241,7 +253,7 @@ def main() -> None:
                 job = {"name": f"{dataset} {system} seed {seed}", "seed": seed, "pipeline": pipeline(system),
                        "test": texts, "system": system, **nlu,
                        "test_entities": [message.get("entities") or [] for message in test.intent_examples]}
-                result = run_job(job, REPOSITORY, __file__)
+                result = run_job(job, before if system == "before" else REPOSITORY, __file__)
                 runs.append({**score(gold, result["predicted"], system != "ours_intent_only"), **result["parts"],
                              "seconds": result["seconds"], "misaligned": result["misaligned"], "with_entities": with_entities})
                 print(f"  {job['name']}: " + json.dumps(
