@@ -1,8 +1,9 @@
 """transformers' Trainer, set up for the network: the loss of the encoder's own heads, layer-wise
 learning rates, the held-out score of each epoch, keeping the best epoch and stopping early."""
 
+import contextlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -84,12 +85,42 @@ class _IntentTrainer(Trainer):
         self.compute_metrics.order = order  # a HeldOutPredictions (`build_trainer`)
         return order
 
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        # Each epoch's held-out outputs choose the epoch kept and fit the heads' weights of the float32
+        # network that is served, so they are computed in float32 whatever precision the epoch trained in.
+        mixed_precision = self.args.bf16 or self.args.fp16
+        with _in_float32(self.model) if mixed_precision else contextlib.nullcontext():
+            return super().evaluation_loop(*args, **kwargs)
+
     def create_optimizer(self, model: Optional[IntentNetwork] = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
             optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
             groups = parameter_groups(self.model, self.args.learning_rate, self.args.weight_decay, self._layer_decay)
             self.optimizer = optimizer_class(groups, **optimizer_kwargs)
         return self.optimizer
+
+
+@contextlib.contextmanager
+def _in_float32(model: IntentNetwork) -> Iterator[None]:
+    """Run `model`'s forward in float32 within the block: without the mixed-precision wrapper accelerate
+    puts on it (`_original_forward` is what it wraps), and without the autocast that transformers 4's
+    Trainer puts around the call on a CPU."""
+    wrapped = model.__dict__.get("forward")
+    original = model.__dict__.get("_original_forward", model.forward)
+    device_type = next(model.parameters()).device.type
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type, enabled=False):
+            return original(*args, **kwargs)
+
+    model.forward = forward
+    try:
+        yield
+    finally:
+        if wrapped is None:
+            del model.forward
+        else:
+            model.forward = wrapped
 
 
 class KeepBestEpoch(TrainerCallback):

@@ -238,7 +238,10 @@ def test_batches_of_similar_lengths_need_less_padding(config: Dict[str, Any], ti
     assert padded_tokens(True) < 0.8 * padded_tokens(False)
 
 
-def test_held_out_predictions_keep_the_held_out_examples_order(config: Dict[str, Any], tiny_bert: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["no", "bf16"])
+def test_held_out_predictions_are_float32_in_the_held_out_examples_order(
+    config: Dict[str, Any], tiny_bert: Path, tmp_path: Path, precision: str
+) -> None:
     from bert_intent import held_out
     from bert_intent.checkpoints import load_pretrained
     from bert_intent.encoding import examples
@@ -248,13 +251,17 @@ def test_held_out_predictions_keep_the_held_out_examples_order(config: Dict[str,
     intents = ["a", "b"] * 12
     tokenizer, network = load_pretrained(str(tiny_bert), ["a", "b"], 0)
     encoded = examples(tokenizer, texts, intents, [0, 1] * 12, [[] for _ in texts], [], 64)[0]
-    options = settings.validate({**config, "group_by_length": True, "batch_size": 4})
+    options = settings.validate({**config, "group_by_length": True, "batch_size": 4, "epochs": 1})
     predictions = HeldOutPredictions(learns_intents=True, learns_entities=False)
     trainer = build_trainer(
-        network, tokenizer, encoded, encoded, options, torch.device("cpu"), "no", str(tmp_path), KeepBestEpoch(0), predictions
+        network, tokenizer, encoded, encoded, options, torch.device("cpu"), precision, str(tmp_path), KeepBestEpoch(0),
+        predictions,
     )
+    trainer.train()  # under bf16, the forward Trainer runs is wrapped in autocast from here on
     scores = trainer.evaluate()
-    expected = held_out.outputs(network, tokenizer, texts, 64, 4)["encoder_log_probs"]
-    np.testing.assert_allclose(predictions.intent_log_probs[0], expected, atol=1e-5)
+    served = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    expected = held_out.outputs(served, tokenizer, texts, 64, 4)["encoder_log_probs"]
+    # The outputs that choose the epoch and fit the heads' weights are the float32 network's, as served.
+    np.testing.assert_allclose(predictions.intent_log_probs[-1], expected, atol=1e-5)
     # The scores that choose the epoch still compare each output with its own example's intent.
     assert scores["eval_accuracy"] == pytest.approx(float(np.mean(expected.argmax(axis=1) == [0, 1] * 12)))
