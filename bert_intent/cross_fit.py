@@ -1,14 +1,13 @@
 """The encoder head's held-out outputs as if its epoch had been chosen without them.
 
-Where the held-out examples' best epoch is kept (`epoch_choice`: it beat the last epoch clearly), the
-heads' weights are fitted next. Fitted on that epoch's outputs, the weights would see the encoder at its
-luckiest on the very examples that chose it: on a dozen held-out messages the best of 50 epochs is right
-far more often than the same encoder on new messages (docs/held-out-decisions.md). Cross-fitting removes
-that: the held-out examples are split in two halves (alternately within each intent), an epoch is chosen
-on each half by the same rule (on the intents), and each example gets the outputs of the epoch the other
+The held-out examples choose the epoch the encoder keeps (its best held-out macro-F1), and then the
+heads' weights. Fitted on that epoch's outputs, the weights would see the encoder at its luckiest on
+the very examples that chose it: on a dozen held-out messages the best of 50 epochs is right far more
+often than the same encoder on new messages (docs/held-out-decisions.md). Cross-fitting removes that:
+the held-out examples are split in two halves (alternately within each intent), an epoch is chosen on
+each half by the same rule (on the intents), and each example gets the outputs of the epoch the other
 half chose. (The calibration, which maps the served network's scores, is fitted on the served epoch's
-outputs; where the last epoch is kept, nothing was chosen on the held-out examples, and its own outputs
-fit the weights too.)
+outputs.)
 """
 
 from typing import Optional, Sequence
@@ -31,7 +30,7 @@ def halves(targets: np.ndarray) -> np.ndarray:
 
 def best_epoch(log_probs_by_epoch: Sequence[np.ndarray], targets: np.ndarray, rows: np.ndarray) -> int:
     """The index of the epoch whose outputs do best on `rows`: the highest intent macro-F1, a tie going
-    to a clearly lower mean log loss (`trainer.improves`, the rule that chose the best epoch; that one
+    to a clearly lower mean log loss (`trainer.improves`, the rule that chose the epoch kept; that one
     also averages in the entity F1 when entities are learned, and weighs its loss by class)."""
     best, chosen = None, 0
     for epoch, log_probs in enumerate(log_probs_by_epoch):

@@ -80,15 +80,13 @@ def epoch_history(log_history: List[Dict[str, Any]]) -> List[Dict[str, float]]:
 
 def training_summary(
     history: List[Dict[str, float]],
-    kept_epoch: Optional[int],
-    held_out_best_epoch: Optional[int],
+    best_epoch: Optional[int],
     settings: Settings,
     optimizer_steps: int,
     train_size: int,
     validation_size: int,
 ) -> Dict[str, Any]:
-    """Epochs run and, with validation, the epoch kept (`best_epoch`, a name older models carry too) and
-    its scores, and the epoch the held-out examples scored best."""
+    """Epochs run and, with validation, the best epoch (the one kept) and its scores."""
     summary: Dict[str, Any] = {
         "epochs_run": history[-1]["epoch"] if history else 0,
         "epochs": settings.epochs,
@@ -96,14 +94,13 @@ def training_summary(
         "train_examples": train_size,
         "validation_examples": validation_size,
     }
-    if kept_epoch is not None:
-        kept, best = (next(row for row in history if row["epoch"] == epoch) for epoch in (kept_epoch, held_out_best_epoch))
+    if best_epoch is not None:
+        best = next(row for row in history if row["epoch"] == best_epoch)
         summary.update(
-            best_epoch=kept["epoch"], validation_accuracy=kept["accuracy"], validation_macro_f1=kept["macro_f1"],
-            held_out_best_epoch=best["epoch"], held_out_best_macro_f1=best["macro_f1"],
+            best_epoch=best["epoch"], validation_accuracy=best["accuracy"], validation_macro_f1=best["macro_f1"]
         )
-        if "entity_f1" in kept:
-            summary.update(validation_entity_f1=kept["entity_f1"], held_out_best_entity_f1=best["entity_f1"])
+        if "entity_f1" in best:
+            summary.update(validation_entity_f1=best["entity_f1"])
     return summary
 
 
@@ -128,7 +125,9 @@ def summary_line(summary: Dict[str, Any]) -> str:
         if "served_entity_f1" in parts else ""
     )
     return line + (
-        f"; {_kept_epoch_part(summary)}. On them: encoder head alone {parts['encoder']:.3f}{_cross_fitted_part(parts)}, "
+        f"; kept epoch {summary['best_epoch']}, the best of the encoder head's own held-out macro-F1 "
+        f"({summary['validation_macro_f1']:.3f}{_entity_part(summary)}) on {summary['validation_examples']} held-out "
+        f"examples. On them: encoder head alone {parts['encoder']:.3f}{_cross_fitted_part(parts)}, "
         f"n-gram head alone {parts['ngrams']:.3f}, "
         f"served {parts['served']:.3f} (weights chosen: encoder {intents['encoder']:.2f}, n-grams {intents['ngrams']:.2f})"
         f"{tag_part}; calibrated on them, expected calibration error {summary['expected_calibration_error']:.3f}; "
@@ -142,28 +141,8 @@ def _cross_fitted_part(parts: Dict[str, float]) -> str:
     return f" ({parts['encoder_cross_fitted']:.3f} with its epoch chosen on the other half of them)"
 
 
-def _kept_epoch_part(summary: Dict[str, Any]) -> str:
-    """Which epoch was kept and why (`epoch_choice`), with the encoder head's own held-out scores."""
-    kept, best, examples = summary["best_epoch"], summary["held_out_best_epoch"], summary["validation_examples"]
-    kept_scores = _scores_part(summary["validation_macro_f1"], summary.get("validation_entity_f1"))
-    best_scores = _scores_part(summary["held_out_best_macro_f1"], summary.get("held_out_best_entity_f1"))
-    if kept == best:
-        return (
-            f"kept epoch {kept}, the {'last and the ' if kept == summary['epochs_run'] else ''}best of the encoder "
-            f"head's own held-out macro-F1 ({kept_scores}) on {examples} held-out examples"
-            + ("" if kept == summary["epochs_run"] else ", ahead of the last epoch by more than one standard error")
-        )
-    return (
-        f"kept the last epoch, {kept} (encoder head's own held-out macro-F1 {kept_scores} on {examples} held-out "
-        f"examples): epoch {best} " + (
-            "scored the same" if best_scores == kept_scores
-            else f"scored best ({best_scores}), but not by more than one standard error"
-        )
-    )
-
-
-def _scores_part(macro_f1: float, entity_f1: Optional[float]) -> str:
-    return f"{macro_f1:.3f}" + ("" if entity_f1 is None else f", entity F1 {entity_f1:.3f}")
+def _entity_part(summary: Dict[str, Any]) -> str:
+    return f", entity F1 {summary['validation_entity_f1']:.3f}" if "validation_entity_f1" in summary else ""
 
 
 def write_reports(

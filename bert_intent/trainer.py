@@ -1,5 +1,5 @@
 """transformers' Trainer, set up for the network: the loss of the encoder's own heads, layer-wise
-learning rates, the held-out score of each epoch, the epoch kept (`epoch_choice`) and stopping early."""
+learning rates, the held-out score of each epoch, keeping the best epoch and stopping early."""
 
 import contextlib
 from pathlib import Path
@@ -12,7 +12,7 @@ from torch.nn import functional
 from transformers import EvalPrediction, PreTrainedTokenizerBase, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
-from bert_intent import entities, epoch_choice, schedule
+from bert_intent import entities, schedule
 from bert_intent.checkpoints import TRANSFORMERS_5
 from bert_intent.encoding import PadWithTags
 from bert_intent.layers import parameter_groups
@@ -124,8 +124,8 @@ def _in_float32(model: IntentNetwork) -> Iterator[None]:
 
 
 class KeepBestEpoch(TrainerCallback):
-    """Keep a copy of the weights of the best epoch (see `improves`), for `keep` after training, and stop
-    after `patience` epochs without improvement (0: never stop early).
+    """Keep a copy of the weights of the best epoch (see `improves`), restored after training,
+    and stop after `patience` epochs without improvement (0: never stop early).
 
     Trainer's own `load_best_model_at_end` reloads its checkpoint with a plain `load_state_dict`; on
     transformers 5.3 that misses BERT's LayerNorm weights (saved as gamma/beta), so a copy in memory
@@ -138,74 +138,39 @@ class KeepBestEpoch(TrainerCallback):
         self.best_epoch: Optional[int] = None
         self.best_weights: Optional[Dict[str, torch.Tensor]] = None
         self.epochs_without_improvement = 0
-        self.evaluations = 0  # of the held-out examples, one per epoch
-        self.best_evaluation: Optional[int] = None
-        self.last_epoch: Optional[int] = None
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Dict[str, float], model: Any = None, **kwargs: Any) -> None:
         scores = metrics["eval_selection_score"], metrics["eval_loss"]
-        # transformers 4 leaves `state.epoch` None for an evaluation before any training: epoch 0.
-        self.last_epoch, self.evaluations = round(state.epoch or 0), self.evaluations + 1
         if improves(*scores, self.best_scores):
-            self.best_scores, self.best_epoch, self.epochs_without_improvement = scores, self.last_epoch, 0
-            self.best_evaluation = self.evaluations - 1
+            # transformers 4 leaves `state.epoch` None for an evaluation before any training: epoch 0.
+            self.best_scores, self.best_epoch, self.epochs_without_improvement = scores, round(state.epoch or 0), 0
             self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
         else:
             self.epochs_without_improvement += 1
             control.should_training_stop = 0 < self.patience <= self.epochs_without_improvement
 
-    def keep(self, model: IntentNetwork, predictions: "HeldOutPredictions", seed: int) -> Optional[int]:
-        """After training: restore the best epoch's weights where the held-out examples clearly prefer it
-        to the last epoch (`epoch_choice`), and return the epoch kept (None: nothing was held out)."""
-        if self.best_evaluation is None or self.best_weights is None:
-            return None
-        last = self.evaluations - 1
-        if self.best_evaluation != last and epoch_choice.clearly_better(
-            predictions.scorer(self.best_evaluation), predictions.scorer(last), len(predictions.intent_ids), seed
-        ):
+    def restore(self, model: IntentNetwork) -> None:
+        if self.best_weights is not None:
             model.load_state_dict(self.best_weights)
-            return self.best_epoch
-        return self.last_epoch
 
 
 class HeldOutPredictions:
-    """Trainer's `compute_metrics`: each epoch's held-out scores (`metrics`), keeping every epoch's encoder
-    head outputs in the held-out examples' order (for `cross_fit` and `KeepBestEpoch.keep`)."""
+    """Trainer's `compute_metrics`: each epoch's held-out scores (`metrics`), keeping the encoder head's
+    intent log-probabilities of every epoch (rows in the held-out examples' order) for `cross_fit`."""
 
     def __init__(self, learns_intents: bool, learns_entities: bool) -> None:
         self.learns_intents = learns_intents
         self.learns_entities = learns_entities
         self.intent_log_probs: List[np.ndarray] = []
-        self.tag_predictions: List[np.ndarray] = []
-        self.intent_ids = np.zeros(0, dtype=int)
-        self.tag_ids: Optional[np.ndarray] = None
         self.order: Optional[List[int]] = None  # the held-out example of each evaluated row (set by the trainer)
 
     def __call__(self, prediction: EvalPrediction) -> Dict[str, float]:
-        intent_logits, tag_logits = prediction.predictions if self.learns_entities else (prediction.predictions, None)
-        intent_ids, tag_ids = prediction.label_ids if self.learns_entities else (prediction.label_ids, None)
-        self.intent_log_probs.append(self._in_example_order(np.asarray(intent_logits, dtype=np.float32)))
-        self.intent_ids = self._in_example_order(np.asarray(intent_ids))
-        if tag_logits is not None:
-            self.tag_predictions.append(self._in_example_order(np.asarray(tag_logits).argmax(axis=-1)))
-            self.tag_ids = self._in_example_order(np.asarray(tag_ids))
-        return metrics(prediction, self.learns_intents, self.learns_entities)
-
-    def scorer(self, evaluation: int) -> epoch_choice.RowScore:
-        """The selection score of the `evaluation`-th epoch's outputs, on any held-out rows."""
-        return epoch_choice.epoch_scorer(
-            self.intent_ids,
-            self.intent_log_probs[evaluation] if self.learns_intents else None,
-            self.tag_ids,
-            self.tag_predictions[evaluation] if self.learns_entities else None,
-        )
-
-    def _in_example_order(self, evaluated: np.ndarray) -> np.ndarray:
-        """A copy with the rows in the held-out examples' order (`evaluated` stays in Trainer's order)."""
-        in_order = evaluated.copy()
+        evaluated = np.asarray(prediction.predictions[0] if self.learns_entities else prediction.predictions, dtype=np.float32)
+        in_order = evaluated.copy()  # a new array: `prediction` stays in Trainer's order for `metrics`
         if self.order is not None:
             in_order[self.order] = evaluated
-        return in_order
+        self.intent_log_probs.append(in_order)
+        return metrics(prediction, self.learns_intents, self.learns_entities)
 
 
 class _LossInProgressBar(ProgressCallback):
@@ -288,16 +253,16 @@ def _sampling(group_by_length: bool) -> Dict[str, Any]:
 
 
 def metrics(prediction: EvalPrediction, learns_intents: bool, learns_entities: bool) -> Dict[str, float]:
-    """Intent accuracy and macro-F1, entity span F1, and the score that picks the best epoch
-    (`epoch_choice.selection_score`)."""
+    """Intent accuracy and macro-F1, entity span F1, and the score that picks the best epoch: the
+    intents' macro-F1, the entities' F1, or their mean when both are learned."""
     if not learns_entities:
         metrics = scores(prediction.label_ids, np.argmax(prediction.predictions, axis=-1))
-        return {**metrics, "selection_score": epoch_choice.selection_score(metrics["macro_f1"], None)}
+        return {**metrics, "selection_score": metrics["macro_f1"]}
     (intent_logits, tag_logits), (intent_ids, tag_ids) = prediction.predictions, prediction.label_ids
     metrics = scores(intent_ids, np.argmax(intent_logits, axis=-1))
     metrics["entity_f1"] = entities.span_f1(tag_ids, np.argmax(tag_logits, axis=-1))
-    selection = epoch_choice.selection_score(metrics["macro_f1"] if learns_intents else None, metrics["entity_f1"])
-    return {**metrics, "selection_score": selection}
+    parts = [metrics["macro_f1"]] * learns_intents + [metrics["entity_f1"]]
+    return {**metrics, "selection_score": float(np.mean(parts))}
 
 
 def _class_weights(train_labels: List[int], num_labels: int, mode: str) -> Optional[torch.Tensor]:

@@ -127,7 +127,7 @@ def _fine_tune(
             network, tokenizer, train_set, validation_set, settings, device, precision, output_dir, best_epoch, predictions
         )
         trainer.train()
-        kept_epoch = best_epoch.keep(trainer.model, predictions, settings.random_seed)
+        best_epoch.restore(trainer.model)
         history = epoch_history(trainer.state.log_history)
     # Without the mixed-precision wrapper Trainer put on its forward: what follows is fitted in float32, as served.
     network = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False).to(device).eval()
@@ -136,9 +136,7 @@ def _fine_tune(
     fitted = held_out.fit(
         network, tokenizer, [texts[index] for index in validation_indices], [label_ids[index] for index in validation_indices],
         [examples[index]["entity_tags"] for index in validation_indices] if types else [], settings,
-        # Chosen on these examples, the best epoch flatters them, so the heads' weights see it cross-fitted;
-        # the last epoch is kept whatever they score, so its own outputs are fair.
-        predictions.intent_log_probs if kept_epoch == best_epoch.best_epoch != best_epoch.last_epoch else (),
+        predictions.intent_log_probs,
     )
     # The served model as the held-out examples configured it, before any multi-intent decision.
     scoring = IntentModel(
@@ -165,7 +163,7 @@ def _fine_tune(
     model.calibration, gibberish_confidences = held_out.checked_against_served(fitted, model.confidences, settings)
     report = ConfidenceReport(fitted.intent_ids, fitted.confidences, gibberish_confidences, model.calibration.threshold)
     summary = training_summary(
-        history, kept_epoch, best_epoch.best_epoch, settings, trainer.state.global_step, len(train_set), len(validation_set)
+        history, best_epoch.best_epoch, settings, trainer.state.global_step, len(train_set), len(validation_set)
     )
     summary.update(
         epochs_reason=epochs_reason, learning_rate=learning_rate, learning_rate_reason=rate_reason,
