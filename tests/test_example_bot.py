@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Iterator, List, NamedTuple, Tuple
+from typing import Iterator, List, NamedTuple, Tuple, Type, Union
 
 import pexpect
 import pytest
@@ -84,42 +84,31 @@ def test_rasa_shell_answers_chinese_rephrases_gibberish_leaves_forms_and_answers
     shell = pexpect.spawn(
         python, arguments, cwd=str(bot.path), env=rasa_env(bot.path), encoding="utf-8", timeout=180, dimensions=(50, 200),
     )
-    try:
+
+    def say(message: str, *replies: Union[str, Type[pexpect.EOF]]) -> None:
+        """Send `message` at the next prompt and wait for each reply pattern in turn."""
         shell.expect("Your input ->")
-        shell.send("你好\r")
-        shell.expect(re.escape(response("utter_greet")))
+        shell.send(message + "\r")
+        for reply in replies:
+            shell.expect(reply)
+
+    try:
+        say("你好", re.escape(response("utter_greet")))
         # Gibberish and messages about nothing the bot knows fall below the recommended threshold.
         for unknown in ("厙z潾娨x軠xw?", "ERROR 2026-11-23 12:00:01 java.lang.NullPointerException at Main.java:42"):
-            shell.expect("Your input ->")
-            shell.send(unknown + "\r")
-            shell.expect(re.escape(response("utter_please_rephrase")))
+            say(unknown, re.escape(response("utter_please_rephrase")))
         # The entities of the request fill the booking form, whose question for the departure repeats them.
-        shell.expect("Your input ->")
-        shell.send("帮我订两张周六去杭州的高铁票\r")
-        shell.expect(re.escape(response("utter_book_train")))
-        shell.expect(r"(?=[^\r\n]*两张)(?=[^\r\n]*周六)(?=[^\r\n]*杭州)[^\r\n]+")
+        say("帮我订两张周六去杭州的高铁票", re.escape(response("utter_book_train")),
+            r"(?=[^\r\n]*两张)(?=[^\r\n]*周六)(?=[^\r\n]*杭州)[^\r\n]+")
         # Leaving the form: it ends and the bot confirms.
-        shell.expect("Your input ->")
-        shell.send("算了，不订了\r")
-        shell.expect(re.escape(response("utter_form_cancelled")))
+        say("算了，不订了", re.escape(response("utter_form_cancelled")))
         # Two requests in one message (a multi-intent): both are answered.
-        shell.expect("Your input ->")
-        shell.send("帮我订明天去上海的机票，顺便查一下上海的天气\r")
-        shell.expect(re.escape("我来帮你查"))
-        shell.expect(re.escape(response("utter_book_flight")))
+        say("帮我订明天去上海的机票，顺便查一下上海的天气", re.escape("我来帮你查"), re.escape(response("utter_book_flight")))
         # A city said while the form asks for the date is the departure, said ahead of its question.
-        shell.expect("Your input ->")
-        shell.send("算了\r")
-        shell.expect(re.escape(response("utter_form_cancelled")))
-        shell.expect("Your input ->")
-        shell.send("帮我订去北京的机票\r")
-        shell.expect(re.escape("一张飞北京的机票。请问哪天出发？"))
-        shell.expect("Your input ->")
-        shell.send("重庆\r")
-        shell.expect(re.escape("一张从重庆飞北京的机票。请问哪天出发？"))
-        shell.expect("Your input ->")
-        shell.send("/stop\r")
-        shell.expect(pexpect.EOF)
+        say("算了", re.escape(response("utter_form_cancelled")))
+        say("帮我订去北京的机票", re.escape("一张飞北京的机票。请问哪天出发？"))
+        say("重庆", re.escape("一张从重庆飞北京的机票。请问哪天出发？"))
+        say("/stop", pexpect.EOF)
     finally:
         shell.close(force=True)
 
