@@ -67,6 +67,14 @@ def response(name: str) -> str:
     return domain["responses"][name][0]["text"]
 
 
+def say(shell: pexpect.spawn, message: str, *replies: Union[str, Type[pexpect.EOF]]) -> None:
+    """In a `rasa shell` session: send `message` at the next prompt and wait for each reply pattern in turn."""
+    shell.expect("Your input ->")
+    shell.send(message + "\r")
+    for reply in replies:
+        shell.expect(reply)
+
+
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Bot:
     path = copy_bot(EXAMPLE_BOT, tmp_path_factory.mktemp("bot") / "example_bot")
@@ -84,31 +92,23 @@ def test_rasa_shell_answers_chinese_rephrases_gibberish_leaves_forms_and_answers
     shell = pexpect.spawn(
         python, arguments, cwd=str(bot.path), env=rasa_env(bot.path), encoding="utf-8", timeout=180, dimensions=(50, 200),
     )
-
-    def say(message: str, *replies: Union[str, Type[pexpect.EOF]]) -> None:
-        """Send `message` at the next prompt and wait for each reply pattern in turn."""
-        shell.expect("Your input ->")
-        shell.send(message + "\r")
-        for reply in replies:
-            shell.expect(reply)
-
     try:
-        say("你好", re.escape(response("utter_greet")))
+        say(shell, "你好", re.escape(response("utter_greet")))
         # Gibberish and messages about nothing the bot knows fall below the recommended threshold.
         for unknown in ("厙z潾娨x軠xw?", "ERROR 2026-11-23 12:00:01 java.lang.NullPointerException at Main.java:42"):
-            say(unknown, re.escape(response("utter_please_rephrase")))
+            say(shell, unknown, re.escape(response("utter_please_rephrase")))
         # The entities of the request fill the booking form, whose question for the departure repeats them.
-        say("帮我订两张周六去杭州的高铁票", re.escape(response("utter_book_train")),
+        say(shell, "帮我订两张周六去杭州的高铁票", re.escape(response("utter_book_train")),
             r"(?=[^\r\n]*两张)(?=[^\r\n]*周六)(?=[^\r\n]*杭州)[^\r\n]+")
         # Leaving the form: it ends and the bot confirms.
-        say("算了，不订了", re.escape(response("utter_form_cancelled")))
+        say(shell, "算了，不订了", re.escape(response("utter_form_cancelled")))
         # Two requests in one message (a multi-intent): both are answered.
-        say("帮我订明天去上海的机票，顺便查一下上海的天气", re.escape("我来帮你查"), re.escape(response("utter_book_flight")))
+        say(shell, "帮我订明天去上海的机票，顺便查一下上海的天气", re.escape("我来帮你查"), re.escape(response("utter_book_flight")))
         # A city said while the form asks for the date is the departure, said ahead of its question.
-        say("算了", re.escape(response("utter_form_cancelled")))
-        say("帮我订去北京的机票", re.escape("一张飞北京的机票。请问哪天出发？"))
-        say("重庆", re.escape("一张从重庆飞北京的机票。请问哪天出发？"))
-        say("/stop", pexpect.EOF)
+        say(shell, "算了", re.escape(response("utter_form_cancelled")))
+        say(shell, "帮我订去北京的机票", re.escape("一张飞北京的机票。请问哪天出发？"))
+        say(shell, "重庆", re.escape("一张从重庆飞北京的机票。请问哪天出发？"))
+        say(shell, "/stop", pexpect.EOF)
     finally:
         shell.close(force=True)
 
@@ -207,10 +207,7 @@ def test_make_demo_says_the_hub_is_unreachable_retrains_from_the_cache_and_talks
         demo.expect(re.escape(f"Restored component '{CLASSIFIER}' from cache"))
         assert f"Starting to train component '{CLASSIFIER}'" not in demo.before
         demo.expect("Your Rasa model is trained")
-        demo.expect("Your input ->")
-        demo.send("帮我订一张明天去上海的机票\r")
-        demo.expect(re.escape(response("utter_book_flight")))
-        demo.send("/stop\r")
-        demo.expect(pexpect.EOF)
+        say(demo, "帮我订一张明天去上海的机票", re.escape(response("utter_book_flight")))
+        say(demo, "/stop", pexpect.EOF)
     finally:
         demo.close(force=True)
