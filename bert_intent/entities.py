@@ -195,16 +195,20 @@ def decode(
     probabilities: np.ndarray,
     continues: Sequence[int],
     types: Sequence[EntityType],
+    cut_short: bool = False,
 ) -> List[Dict[str, Any]]:
     """Entities from tag probabilities (tokens x tags, special tokens included): the most likely valid
     tag sequence (`best_tags`) of the text's tokens. An entity's confidence is the mean probability
-    of its tokens' tags."""
+    of its tokens' tags. In a text `cut_short` (it goes on past the last token read), an entity at
+    that token may go on too, so it is left out rather than given part of its value."""
     tokens = [index for index, (start, end) in enumerate(offsets) if end > start]
     if not tokens:
         return []
     tags = best_tags(probabilities[tokens], [continues[index] for index in tokens])
     entities = []
     for type_index, first, last in spans(tags):
+        if cut_short and last == len(tokens) - 1:
+            continue
         start, end = int(offsets[tokens[first]][0]), int(offsets[tokens[last]][1])
         entity_type = types[type_index]
         entity: Dict[str, Any] = {

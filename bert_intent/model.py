@@ -17,7 +17,7 @@ from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
 from bert_intent.encoding import WORD_CONTINUES, WORD_NGRAM_PRESENT, WORD_NGRAM_SPANS, WORD_NGRAMS, batches_by_length
-from bert_intent.encoding import load_segmenter, tokenize, valid_unicode, word_ngrams_in_parts
+from bert_intent.encoding import cut_short, load_segmenter, tokenize, valid_unicode, word_ngrams_in_parts
 from bert_intent.entities import EntityType, Reading
 from bert_intent.errors import ModelLoadError
 from bert_intent.multi_intent import Decision, JoinedIntent
@@ -141,7 +141,8 @@ class IntentModel:
                 texts, confidences.argmax(axis=1) - len(self.labels), scores.cuts, scores.readings, scores.part_readings
             )
         found = [
-            entities.decode(text, *reading, self.entity_types) if reading is not None else []
+            entities.decode(text, *reading, self.entity_types, cut_short(text, reading[0], self.tokenizer, self.settings.max_length))
+            if reading is not None else []
             for text, reading in zip(texts, readings)
         ]
         return Predictions(confidences, found)

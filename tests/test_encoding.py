@@ -31,6 +31,13 @@ def test_the_tokenizer_call_truncates_and_gives_character_offsets() -> None:
     assert encoded["offset_mapping"][0][1:3] == [(0, 1), (1, 2)]
 
 
+def test_a_text_is_cut_short_where_the_window_is_full_and_more_than_spaces_follow() -> None:
+    tokenizer, _ = build_from_scratch(["明天会下雨吗"], ["a"], "tiny", 16)
+    for text, cut_short in (("明天会下雨吗" * 2, True), ("明天会下雨" + "   ", False), ("明天会下雨", False), ("明天", False)):
+        offsets = encoding.tokenize(tokenizer, [text], max_length=7)["offset_mapping"][0]
+        assert encoding.cut_short(text, offsets, tokenizer, max_length=7) is cut_short, text
+
+
 def test_entities_are_not_learned_when_switched_off() -> None:
     annotations = [[{"start": 0, "end": 2, "value": "上海", "entity": "city"}]]
     assert encoding.entity_types_to_learn(annotations, entity_recognition=False, intent_classification=True) == []

@@ -97,6 +97,19 @@ def test_decoding_keeps_entities_whole() -> None:
     assert found[0]["confidence_entity"] == pytest.approx(0.45)
 
 
+def test_an_entity_where_a_long_text_was_cut_is_left_out(tokenizer: Any) -> None:
+    text = "从北京去上海"
+    token_offsets, continues = read(tokenizer, text)
+    tags = [OUTSIDE, OUTSIDE, 3, 4, OUTSIDE, 1, 2, OUTSIDE]
+    probabilities = np.eye(entities.tag_count([CITY, DEPARTURE]))[tags] * 0.9 + 0.02
+    # Read up to 上 only: 上 may be the start of 上海 or of 上海虹桥, so no city is made of it.
+    cut = [*token_offsets[:6], (0, 0)]
+    found = entities.decode(text, cut, probabilities[[0, 1, 2, 3, 4, 5, 7]], continues[:7], [CITY, DEPARTURE], cut_short=True)
+    assert [e["value"] for e in found] == ["北京"]
+    whole = entities.decode(text, token_offsets, probabilities, continues, [CITY, DEPARTURE], cut_short=False)
+    assert [e["value"] for e in whole] == ["北京", "上海"]
+
+
 def test_an_entity_is_made_of_whole_words(tokenizer: Any) -> None:
     text = "订单12345678901"
     token_offsets, continues = read(tokenizer, text)
@@ -182,6 +195,16 @@ def test_a_message_the_vocabulary_cannot_read_gets_no_intent_and_no_entities(tra
     predictions = loaded.predict(["🙂🙂", "xyz", readable + "🙂"])  # the test vocabulary has no emoji or Latin letters
     assert not predictions.confidences[:2].any() and predictions.entities[:2] == [[], []]
     assert predictions.confidences[2].max() > 0.5 and predictions.entities[2]
+
+
+@pytest.mark.training
+def test_no_entity_is_cut_where_a_long_message_is(trained: IntentModel) -> None:
+    text = "帮我定个" + "六点半叫我起床" * 10
+    read_up_to = trained.settings.max_length - 2  # characters, one token each, besides [CLS] and [SEP]
+    assert text[read_up_to - 2 : read_up_to + 1] == "六点半"  # the window ends inside a time
+    cut, whole = trained.predict([text, text[:read_up_to]]).entities  # the same tokens read, then nothing more
+    assert whole[-1]["value"] == "六点" and all(entity["value"] == "六点半" for entity in whole[:-1])
+    assert cut == whole[:-1] and cut
 
 
 @pytest.mark.training
