@@ -120,12 +120,12 @@ def batches_by_length(texts: Sequence[str], batch_size: int) -> List[List[int]]:
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def cut_short(text: str, offsets: Sequence[Sequence[int]], tokenizer: PreTrainedTokenizerBase, max_length: int) -> bool:
+def cut_short(text: str, offsets: Sequence[Sequence[int]], tokens_at_most: int) -> bool:
     """Whether `text` goes on past its tokens read (`offsets`, special and padding tokens included):
-    they fill all `max_length` places and more than spaces follow the last one."""
+    they are as many as a message may have besides the special tokens (`tokens_at_most`: `max_length`
+    less those) and more than spaces follow the last one."""
     ends = [int(end) for start, end in offsets if end > start]
-    filled = len(ends) + tokenizer.num_special_tokens_to_add() >= max_length
-    return filled and bool(text[max(ends, default=0) :].strip())
+    return len(ends) >= tokens_at_most and bool(text[max(ends, default=0) :].strip())
 
 
 def valid_unicode(text: str) -> str:

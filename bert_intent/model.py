@@ -107,6 +107,8 @@ class IntentModel:
         self.tokenizer = tokenizer
         # Tokens that say nothing of a message: [CLS], [SEP], [PAD], [UNK], ... (`_readable`).
         self._unreadable_ids = np.asarray(tokenizer.all_special_ids if tokenizer is not None else [])
+        # The most tokens of a message read, besides the special ones: beyond them it is cut (`cut_short`).
+        self._tokens_at_most = settings.max_length - (tokenizer.num_special_tokens_to_add() if tokenizer is not None else 0)
         self.network = network.eval() if network is not None else None
         self.session = session
         self._session_inputs = [item.name for item in session.get_inputs()] if session is not None else []
@@ -141,7 +143,7 @@ class IntentModel:
                 texts, confidences.argmax(axis=1) - len(self.labels), scores.cuts, scores.readings, scores.part_readings
             )
         found = [
-            entities.decode(text, *reading, self.entity_types, cut_short(text, reading[0], self.tokenizer, self.settings.max_length))
+            entities.decode(text, *reading, self.entity_types, cut_short(text, reading[0], self._tokens_at_most))
             if reading is not None else []
             for text, reading in zip(texts, readings)
         ]
