@@ -27,7 +27,8 @@ from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bert_intent.model import NETWORK_FILE, IntentModel  # noqa: E402
+from bert_intent.model import IntentModel  # noqa: E402
+from bert_intent.model_files import NETWORK_FILE  # noqa: E402
 from bert_intent.parts import read_nlu, unpack  # noqa: E402
 from bert_intent.settings import cpu_flags  # noqa: E402
 

@@ -28,7 +28,8 @@ from bench_inference import BERT_BASE_CHINESE, build_archives  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 from bert_intent import onnx_network  # noqa: E402
-from bert_intent.model import NETWORK_FILE, IntentModel  # noqa: E402
+from bert_intent.model import IntentModel  # noqa: E402
+from bert_intent.model_files import NETWORK_FILE  # noqa: E402
 from bert_intent.settings import usable_cores  # noqa: E402
 
 MESSAGES = ["明天上海会下雨吗，要不要带伞", "帮我订一张后天去北京的机票", "放一首周杰伦的稻香给我听", "明天早上七点叫我起床好吗"]

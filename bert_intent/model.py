@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnxruntime
@@ -20,20 +20,13 @@ from bert_intent.encoding import WORD_CONTINUES, WORD_NGRAM_PRESENT, WORD_NGRAM_
 from bert_intent.encoding import cut_short, load_segmenter, tokenize, valid_unicode, word_ngrams_in_parts
 from bert_intent.entities import EntityType, Reading
 from bert_intent.errors import ModelLoadError
+from bert_intent.model_files import CONFIG_FILE, FORMAT_VERSION, METADATA_FILE, NETWORK_FILE, TOKENIZER_FILE
+from bert_intent.model_files import check_widths, portable, read, required
 from bert_intent.multi_intent import Decision, JoinedIntent
 from bert_intent.network import IntentNetwork
 from bert_intent.settings import Settings, validate
 
 logger = logging.getLogger(__name__)
-
-METADATA_FILE = "bert_intent.json"
-NETWORK_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "config.json"
-# 11: the n-grams inside words are hashed at tokenization (inputs word_ngrams, word_ngram_present), not in the graph;
-# 8: the network reads a message's parts (input part_mask); 7: the closed-form heads as named modules (parameter names changed); 6: heads' weights fitted per bot, centroids, open-set softmax confidences; 5: the entity head;
-# 4: calibrated, familiarity-aware confidences; 3: IntentNetwork (encoder, intent and n-gram heads).
-FORMAT_VERSION = 11
 
 
 @dataclass
@@ -236,7 +229,7 @@ class IntentModel:
         metadata: Dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "labels": self.labels,
-            "settings": {**self.settings.to_dict(), "model_name": _portable(self.settings.model_name)},
+            "settings": {**self.settings.to_dict(), "model_name": portable(self.settings.model_name)},
             "training": self.summary,
             "calibration": self.calibration.to_dict(),
             "combinations": {"intents": self.combinations[0].to_dict(), "tags": self.combinations[1].to_dict()},
@@ -294,22 +287,22 @@ class IntentModel:
             )
         if len(labels) == 1 and not entity_types:
             return cls(labels, settings, summary=fitted["summary"], calibration=fitted["calibration"])
-        network_file = _required(directory / NETWORK_FILE)
+        network_file = required(directory / NETWORK_FILE)
         load_segmenter()
-        tokenizer = _read(
-            _required(directory / TOKENIZER_FILE), lambda: AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        tokenizer = read(
+            required(directory / TOKENIZER_FILE), lambda: AutoTokenizer.from_pretrained(directory, local_files_only=True)
         )
         if backend == "onnx":
-            session = _read(network_file, lambda: onnx_network.session(network_file, settings.cpu_threads))
-            _check_widths(network_file, onnx_network.output_widths(session), labels, entity_types)
+            session = read(network_file, lambda: onnx_network.session(network_file, settings.cpu_threads))
+            check_widths(network_file, onnx_network.output_widths(session), labels, entity_types)
             return cls(labels, settings, tokenizer, session=session, **fitted)
-        config = _read(
-            _required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
+        config = read(
+            required(directory / CONFIG_FILE), lambda: AutoConfig.from_pretrained(directory, local_files_only=True)
         )
-        _check_widths(directory / CONFIG_FILE, (config.num_labels, config.num_entity_tags), labels, entity_types)
+        check_widths(directory / CONFIG_FILE, (config.num_labels, config.num_entity_tags), labels, entity_types)
         network = IntentNetwork.from_config(config)
-        weights = _read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
-        _read(network_file, lambda: _load_weights(network, weights))
+        weights = read(network_file, lambda: onnx_network.torch_weights(network_file, metadata["parameters"]))
+        read(network_file, lambda: _load_weights(network, weights))
         return cls(labels, settings, tokenizer, network.to(device), **fitted)
 
 
@@ -319,43 +312,3 @@ def _load_weights(network: IntentNetwork, weights: Dict[str, torch.Tensor]) -> N
     if missing:
         raise KeyError(f"the file has no values for {', '.join(missing[:5])}")
     network.load_state_dict(weights, strict=False)
-
-
-def _required(path: Path) -> Path:
-    if not path.is_file():
-        raise ModelLoadError(
-            f"{path} is missing, so the model cannot be loaded (was the model archive copied or unpacked "
-            "incompletely?). Use the complete .tar.gz that `rasa train` wrote, or retrain with `rasa train`."
-        )
-    return path
-
-
-_T = TypeVar("_T")
-
-
-def _read(path: Path, reader: Callable[[], _T]) -> _T:
-    """Run `reader`, turning any failure into an error that names `path`."""
-    try:
-        return reader()
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, *onnx_network.READ_ERRORS) as error:
-        raise ModelLoadError(
-            f"Cannot load {path}: {error}. The file is damaged or not from this model; "
-            "use the complete .tar.gz that `rasa train` wrote, or retrain with `rasa train`."
-        ) from error
-
-
-def _check_widths(path: Path, widths: Tuple[int, int], labels: Sequence[str], entity_types: Sequence[EntityType]) -> None:
-    """The network scores as many intents and entity tags as the metadata lists."""
-    expected = (len(labels), entities.tag_count(entity_types))
-    if tuple(widths) != expected:
-        raise ModelLoadError(
-            f"{path} scores {widths[0]} intents and {widths[1]} entity tags, but {METADATA_FILE} lists "
-            f"{expected[0]} intents and {expected[1]} entity tags: the files come from different models. Use the complete "
-            ".tar.gz that `rasa train` wrote, or retrain with `rasa train`."
-        )
-
-
-def _portable(model_name: str) -> str:
-    """What the archive records of `model_name`: a Hub id as it is, a local checkpoint directory by its
-    name only (the training machine's paths stay on it)."""
-    return Path(model_name).name if Path(model_name).is_dir() else model_name

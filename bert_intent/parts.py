@@ -24,7 +24,8 @@ import torch
 
 from bert_intent import entities, held_out
 from bert_intent.errors import BertIntentError
-from bert_intent.model import METADATA_FILE, IntentModel
+from bert_intent.model import IntentModel
+from bert_intent.model_files import METADATA_FILE
 
 
 def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -> Dict[str, Any]:
