@@ -22,7 +22,7 @@ message (two intents with equal scores) gets at most half for either.
 Fitted per bot, with the constants only as priors (`fit`): a, b, c, slope and offset together are those
 under which the held-out messages' confidences forecast their intents best (least log loss), with
 generated gibberish as "none of them"; the recommended threshold keeps a share of the held-out
-messages, raised (within limits) to catch nearly all of the gibberish.
+messages, raised (within limits) until it surely catches nearly all new gibberish.
 """
 
 import random
@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from scipy import stats
 from torch.nn import functional
 
 from bert_intent.combination import minimise
@@ -52,9 +53,11 @@ _OFFSET_PRIOR_SCALE = 10.0
 # Generated gibberish weighs this share of the held-out messages in the fit: enough to anchor "none of
 # them" far below real messages without tilting their calibration (0.3 and 1 tilted it on CAIS).
 _GIBBERISH_SHARE = 0.1
-# The recommended threshold is raised until it catches this share of the generated gibberish, giving up
-# at most another `_RAISE_AT_MOST` of the held-out messages.
+# The recommended threshold is raised until it catches this share of new gibberish with `_ASSURANCE`
+# confidence, giving up at most another `_RAISE_AT_MOST` of the held-out messages. (A threshold at the
+# checks' 99 % quantile caught 99 % of new gibberish on average, so less than that on about half the bots.)
 GIBBERISH_CAUGHT = 0.99
+_ASSURANCE = 0.9
 _RAISE_AT_MOST = 0.05
 _LARGEST_LOG = 6.0  # the weights and the slope stay within a factor e^6 of 1
 _LEAST_FAMILIARITY = 1e-4  # log(0) would be -inf
@@ -120,7 +123,7 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
     loss of the held-out messages as their intents and of the gibberish as "none of them" (weighing
     `_GIBBERISH_SHARE` of the messages), under the priors. The threshold keeps a share `keep` of the
     held-out messages, raised until it catches `GIBBERISH_CAUGHT` of the gibberish as long as it
-    keeps `keep - _RAISE_AT_MOST` of them."""
+    keeps `keep - _RAISE_AT_MOST` of them (`recommended_threshold`)."""
     if len(intent_ids) == 0:
         return Calibration()
     targets = torch.as_tensor(intent_ids, dtype=torch.long)
@@ -153,16 +156,26 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
 
 def recommended_threshold(held_out_top: np.ndarray, gibberish_top: np.ndarray, keep: float) -> float:
     """The threshold that keeps a share `keep` of the held-out messages (by their top confidences),
-    raised until it catches `GIBBERISH_CAUGHT` of the gibberish as long as it keeps `keep -
-    _RAISE_AT_MOST` of the held-out messages."""
+    raised until it surely catches `GIBBERISH_CAUGHT` of new gibberish (`catches_gibberish`, from the
+    top confidences of generated gibberish) as long as it keeps `keep - _RAISE_AT_MOST` of the held-out
+    messages."""
     threshold = float(np.quantile(held_out_top, 1 - keep, method="lower"))
     if len(gibberish_top):
-        # The k-th lowest of n checks is above new gibberish with probability k / (n + 1): "higher" takes the
-        # 199th of 200 (99.0 %), where interpolating took about the 198th (98.5 %).
-        catches_gibberish = float(np.quantile(gibberish_top, GIBBERISH_CAUGHT, method="higher"))
         highest = float(np.quantile(held_out_top, 1 - max(keep - _RAISE_AT_MOST, 0.0), method="lower"))
-        threshold = max(threshold, min(catches_gibberish, highest))
+        threshold = max(threshold, min(catches_gibberish(gibberish_top), highest))
     return threshold
+
+
+def catches_gibberish(gibberish_top: np.ndarray) -> float:
+    """The lowest threshold that catches `GIBBERISH_CAUGHT` of new gibberish with `_ASSURANCE`
+    confidence, judged by the top confidences of n generated ones (a distribution-free tolerance
+    bound): the share of new gibberish below the j-th lowest of them is Beta(j, n + 1 - j)-distributed,
+    so the threshold is the lowest check whose share is at least `GIBBERISH_CAUGHT` with that
+    confidence (the 995th of 1000), or just above the highest where n is too small for any (n < 230)."""
+    ordered = np.sort(np.asarray(gibberish_top, dtype=np.float64))
+    ranks = np.arange(1, len(ordered) + 1)
+    assured = stats.beta.ppf(1 - _ASSURANCE, ranks, len(ordered) + 1 - ranks) >= GIBBERISH_CAUGHT
+    return float(ordered[np.argmax(assured)]) if assured.any() else float(np.nextafter(ordered[-1], np.inf))
 
 
 def apply(calibration: Calibration, parts: ScoreParts) -> np.ndarray:

@@ -33,8 +33,10 @@ MIN_EXAMPLES_TO_HOLD_OUT = 4
 # Early stopping needs at least this many held-out examples: with fewer, one example is over a point of
 # accuracy and training would stop on noise (the best epoch is still chosen, the plan runs to its end).
 MIN_EARLY_STOPPING_EXAMPLES = 100
-# Generated gibberish messages the calibration is checked against (and anchored with).
-GIBBERISH_CHECKS = 200
+# Generated gibberish messages the served model's threshold is checked against (`confidence.catches_gibberish`
+# needs at least 230; 1000 make it the 995th lowest), and how many of them anchor the calibration.
+GIBBERISH_CHECKS = 1000
+GIBBERISH_ANCHORS = 200
 
 
 def split(label_ids: Sequence[int], fraction: float, seed: int) -> Tuple[List[int], List[int]]:
@@ -113,7 +115,7 @@ def fit(
     outputs (`cross_fit`: each example's from the epoch the other half of the held-out examples chose);
     the calibration maps the served network's scores, so it is fitted on the served epoch's."""
     run = lambda batch: outputs(network, tokenizer, batch, settings.max_length, settings.batch_size)  # noqa: E731
-    gibberish = run(gibberish_checks(settings))
+    gibberish = run(gibberish_checks(settings)[:GIBBERISH_ANCHORS])
     intent_ids = np.asarray(intent_ids, dtype=int)
     fitted = Fitted(intent_ids=intent_ids)
     if len(intent_ids):
@@ -139,7 +141,8 @@ def fit(
 
 
 def gibberish_checks(settings: Settings) -> List[str]:
-    """The generated gibberish the calibration is fitted beside and the threshold checked against."""
+    """The generated gibberish the threshold is checked against; the first `GIBBERISH_ANCHORS` of them
+    the calibration is fitted beside."""
     return confidence.gibberish(GIBBERISH_CHECKS, settings.random_seed)
 
 

@@ -111,7 +111,7 @@ def summary_line(summary: Dict[str, Any]) -> str:
         f"{'; stopped early' if summary['epochs_run'] < summary['epochs'] else ''}) at learning rate "
         f"{summary['learning_rate']:.1e} ({summary['learning_rate_reason']})"
     )
-    gibberish = f"catches {summary['gibberish_caught']:.0%} of {summary['gibberish_checks']} generated gibberish messages"
+    gibberish = f"catches {summary['gibberish_caught']:.1%} of {summary['gibberish_checks']} generated gibberish messages"
     threshold = f"fallback threshold: {summary['recommended_threshold']:.2f}, applied by BertFallbackClassifier"
     if "best_epoch" not in summary:
         return line + (

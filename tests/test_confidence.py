@@ -56,6 +56,17 @@ def test_the_threshold_is_raised_to_catch_gibberish_within_limits() -> None:
     assert np.mean(confidence.apply(fitted, held_out).max(axis=1) >= fitted.threshold) >= 0.90
 
 
+def test_the_gibberish_bound_catches_99_percent_of_new_gibberish_at_least_nine_times_in_ten() -> None:
+    generator = np.random.default_rng(0)
+    checks = generator.random((2000, held_out_module.GIBBERISH_CHECKS))  # top confidences of gibberish, any distribution
+    thresholds = np.array([confidence.catches_gibberish(row) for row in checks])
+    # Uniform: the threshold is the share caught. The 995th of 1000 is sure 93 % of the time, the 994th 87 %.
+    assert np.mean(thresholds >= confidence.GIBBERISH_CAUGHT) == pytest.approx(0.934, abs=0.02)
+    assert np.sum(checks[0] >= thresholds[0]) == 6  # the 995th lowest of 1000
+    few = generator.random(100)  # too few to be sure of any: above every check
+    assert few.max() < confidence.catches_gibberish(few) < few.max() + 1e-9
+
+
 def test_the_threshold_is_checked_against_gibberish_as_the_served_model_scores_it() -> None:
     held_out, truth, _ = synthetic(400, seed=3)
     calibration = confidence.fit(held_out, truth, parts(np.log(np.full((0, 4), 0.25))), keep=0.95)
