@@ -22,7 +22,7 @@ message (two intents with equal scores) gets at most half for either.
 Fitted per bot, with the constants only as priors (`fit`): a, b, c, slope and offset together are those
 under which the held-out messages' confidences forecast their intents best (least log loss), with
 generated gibberish as "none of them"; the recommended threshold keeps a share of the held-out
-messages, raised (within limits) until it surely catches nearly all new gibberish.
+messages, raised (within limits) until, with 90 % confidence, it catches 99 % of new gibberish.
 """
 
 import random
@@ -156,9 +156,9 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
 
 def recommended_threshold(held_out_top: np.ndarray, gibberish_top: np.ndarray, keep: float) -> float:
     """The threshold that keeps a share `keep` of the held-out messages (by their top confidences),
-    raised until it surely catches `GIBBERISH_CAUGHT` of new gibberish (`catches_gibberish`, from the
-    top confidences of generated gibberish) as long as it keeps `keep - _RAISE_AT_MOST` of the held-out
-    messages."""
+    raised until it catches `GIBBERISH_CAUGHT` of new gibberish with `_ASSURANCE` confidence
+    (`catches_gibberish`, from the top confidences of generated gibberish) as long as it keeps
+    `keep - _RAISE_AT_MOST` of the held-out messages."""
     threshold = float(np.quantile(held_out_top, 1 - keep, method="lower"))
     if len(gibberish_top):
         highest = float(np.quantile(held_out_top, 1 - max(keep - _RAISE_AT_MOST, 0.0), method="lower"))
