@@ -53,6 +53,10 @@ _OFFSET_PRIOR_SCALE = 10.0
 # Generated gibberish weighs this share of the held-out messages in the fit: enough to anchor "none of
 # them" far below real messages without tilting their calibration (0.3 and 1 tilted it on CAIS).
 _GIBBERISH_SHARE = 0.1
+# ... and at least as much as ten messages (a prior, tried at this one value): with nine held out, a tenth
+# of them gave gibberish less say than one message, and the threshold, which so few messages cannot
+# raise, caught 57 to 95 % of it on CAIS at 10 per intent (docs/held-out-decisions.md, session 49).
+_LEAST_GIBBERISH_WEIGHT = 10.0
 # The recommended threshold is raised until it catches this share of new gibberish with `_ASSURANCE`
 # confidence, giving up at most another `_RAISE_AT_MOST` of the held-out messages. (A threshold at the
 # checks' 99 % quantile caught 99 % of new gibberish on average, so less than that on about half the bots.)
@@ -121,13 +125,13 @@ def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, 
     """The calibration of held-out messages (their score parts and true intents) beside generated
     gibberish, the priors without held-out messages. All four parameters together have the least log
     loss of the held-out messages as their intents and of the gibberish as "none of them" (weighing
-    `_GIBBERISH_SHARE` of the messages), under the priors. The threshold keeps a share `keep` of the
+    `_GIBBERISH_SHARE` of the messages, at least `_LEAST_GIBBERISH_WEIGHT`), under the priors. The threshold keeps a share `keep` of the
     held-out messages, raised until it catches `GIBBERISH_CAUGHT` of the gibberish as long as it
     keeps `keep - _RAISE_AT_MOST` of them (`recommended_threshold`)."""
     if len(intent_ids) == 0:
         return Calibration()
     targets = torch.as_tensor(intent_ids, dtype=torch.long)
-    gibberish_weight = _GIBBERISH_SHARE * len(intent_ids) / max(1, len(gibberish_parts.closed))
+    gibberish_weight = max(_GIBBERISH_SHARE * len(intent_ids), _LEAST_GIBBERISH_WEIGHT) / max(1, len(gibberish_parts.closed))
     prior = Calibration()
     # Optimised: the logarithms of the three weights and of the slope, and the offset.
     start = torch.tensor(

@@ -56,6 +56,19 @@ def test_the_threshold_is_raised_to_catch_gibberish_within_limits() -> None:
     assert np.mean(confidence.apply(fitted, held_out).max(axis=1) >= fitted.threshold) >= 0.90
 
 
+def test_gibberish_weighs_at_least_ten_messages_beside_a_few_held_out_ones() -> None:
+    # Nine held-out messages, right and sure, all as familiar to every intent: only the gibberish can
+    # show how far below them an unfamiliar message lies (weighing 0.9 of a message, it left 4 % to it).
+    truth = np.arange(9) % 3
+    closed = np.log(np.full((9, 3), 0.1))
+    closed[np.arange(9), truth] = np.log(0.8)
+    held_out = ScoreParts(closed, np.full((9, 3), 0.5), np.full((9, 3), 0.6))
+    gibberish = ScoreParts(np.log(np.full((200, 3), 1 / 3)), np.full((200, 3), 0.15), np.full((200, 3), 0.3))
+    fitted = confidence.fit(held_out, truth, gibberish, keep=0.95)
+    assert confidence.apply(fitted, gibberish).max() < 0.01
+    assert confidence.apply(fitted, held_out).max(axis=1).min() > 0.95
+
+
 def test_the_gibberish_bound_catches_99_percent_of_new_gibberish_at_least_nine_times_in_ten() -> None:
     generator = np.random.default_rng(0)
     checks = generator.random((2000, held_out_module.GIBBERISH_CHECKS))  # top confidences of gibberish, any distribution
