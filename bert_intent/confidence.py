@@ -123,11 +123,12 @@ def confidences(scores: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
 
 def fit(parts: ScoreParts, intent_ids: np.ndarray, gibberish_parts: ScoreParts, keep: float) -> Calibration:
     """The calibration of held-out messages (their score parts and true intents) beside generated
-    gibberish, the priors without held-out messages. All four parameters together have the least log
+    gibberish, the priors without held-out messages. All five parameters together have the least log
     loss of the held-out messages as their intents and of the gibberish as "none of them" (weighing
-    `_GIBBERISH_SHARE` of the messages, at least `_LEAST_GIBBERISH_WEIGHT`), under the priors. The threshold keeps a share `keep` of the
-    held-out messages, raised until it catches `GIBBERISH_CAUGHT` of the gibberish as long as it
-    keeps `keep - _RAISE_AT_MOST` of them (`recommended_threshold`)."""
+    `_GIBBERISH_SHARE` of the messages, at least `_LEAST_GIBBERISH_WEIGHT` messages), under the priors.
+    The threshold keeps a share `keep` of the held-out messages, raised until it catches
+    `GIBBERISH_CAUGHT` of the gibberish as long as it keeps `keep - _RAISE_AT_MOST` of them
+    (`recommended_threshold`)."""
     if len(intent_ids) == 0:
         return Calibration()
     targets = torch.as_tensor(intent_ids, dtype=torch.long)
