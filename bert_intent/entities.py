@@ -6,8 +6,7 @@ Tokens map to characters through the fast tokenizer's offset mapping, so annotat
 tokenizer and none is dropped for not matching word boundaries. Where no annotation of the training
 data begins or ends inside a word of the checkpoint's tokenizer (`whole_words`; BERT's words are a
 Chinese character, or a run of digits or Latin letters that WordPiece may split into pieces), entities
-are found as whole words: an 11-digit order number whole or not at all. An entity is kept where its
-confidence reaches the least the held-out messages chose (`choose_least_confidence`).
+are found as whole words: an 11-digit order number whole or not at all.
 """
 
 import functools
@@ -22,9 +21,6 @@ OUTSIDE = 0
 Reading = Tuple[np.ndarray, np.ndarray, np.ndarray]
 # Tag id of tokens the loss ignores: [CLS], [SEP] and padding (PyTorch's cross-entropy default).
 IGNORED = -100
-# The least confidences an entity may need that the held-out messages choose from (`choose_least_confidence`);
-# 0, the prior, keeps every entity found.
-CONFIDENCE_CUTOFFS = tuple(round(0.05 * step, 2) for step in range(19))
 
 
 @dataclass(frozen=True)
@@ -200,13 +196,11 @@ def decode(
     continues: Sequence[int],
     types: Sequence[EntityType],
     cut_short: bool = False,
-    least_confidence: float = 0.0,
 ) -> List[Dict[str, Any]]:
     """Entities from tag probabilities (tokens x tags, special tokens included): the most likely valid
     tag sequence (`best_tags`) of the text's tokens. An entity's confidence is the mean probability
-    of its tokens' tags; one below `least_confidence` is left out. In a text `cut_short` (it goes on
-    past the last token read), an entity at that token may go on too, so it is left out rather than
-    given part of its value."""
+    of its tokens' tags. In a text `cut_short` (it goes on past the last token read), an entity at
+    that token may go on too, so it is left out rather than given part of its value."""
     tokens = [index for index, (start, end) in enumerate(offsets) if end > start]
     if not tokens:
         return []
@@ -215,9 +209,6 @@ def decode(
     for type_index, first, last in spans(tags):
         if cut_short and last == len(tokens) - 1:
             continue
-        confidence = float(np.mean([probabilities[tokens[index], tags[index]] for index in range(first, last + 1)]))
-        if confidence < least_confidence:
-            continue
         start, end = int(offsets[tokens[first]][0]), int(offsets[tokens[last]][1])
         entity_type = types[type_index]
         entity: Dict[str, Any] = {
@@ -225,7 +216,7 @@ def decode(
             "start": start,
             "end": end,
             "value": text[start:end],
-            "confidence_entity": confidence,
+            "confidence_entity": float(np.mean([probabilities[tokens[index], tags[index]] for index in range(first, last + 1)])),
         }
         if entity_type.role is not None:
             entity["role"] = entity_type.role
@@ -233,29 +224,6 @@ def decode(
             entity["group"] = entity_type.group
         entities.append(entity)
     return entities
-
-
-def choose_least_confidence(
-    found: Sequence[Sequence[Dict[str, Any]]], annotations: Sequence[Sequence[Dict[str, Any]]]
-) -> Tuple[float, float, float]:
-    """The least confidence an entity needs to be kept, chosen on held-out messages (the entities found
-    in each, with their `confidence_entity`, and its annotations): of `CONFIDENCE_CUTOFFS`, the lowest
-    under which they match best (micro-F1 of exact spans: boundaries and type). Also that F1 keeping
-    every entity and at the cutoff. Without annotations, the prior 0 (and F1 nan)."""
-    if not any(annotations):
-        return 0.0, float("nan"), float("nan")
-    cutoffs = np.asarray(CONFIDENCE_CUTOFFS)
-    right = np.zeros(len(cutoffs))
-    kept = np.zeros(len(cutoffs))
-    for message_entities, message_annotations in zip(found, annotations):
-        true_spans = {(item["start"], item["end"], EntityType.of(item)) for item in message_annotations}
-        for entity in message_entities:
-            at_cutoffs = entity["confidence_entity"] >= cutoffs
-            kept += at_cutoffs
-            right += at_cutoffs * ((entity["start"], entity["end"], EntityType.of(entity)) in true_spans)
-    f1 = 2 * right / (kept + sum(len(message_annotations) for message_annotations in annotations))
-    best = int(np.argmax(f1))  # the first of equals: the lowest cutoff
-    return float(cutoffs[best]), float(f1[0]), float(f1[best])
 
 
 def average_readings(

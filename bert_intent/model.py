@@ -91,7 +91,6 @@ class IntentModel:
         joined: Sequence[JoinedIntent] = (),
         decision: Decision = Decision(),
         whole_words: bool = False,
-        least_entity_confidence: float = 0.0,
     ) -> None:
         if network is None and session is None and (len(labels) != 1 or entity_types):
             raise ValueError("A network or an ONNX session is needed to choose between several labels or find entities.")
@@ -114,8 +113,6 @@ class IntentModel:
         self.decision = decision
         # Entities are whole words of the tokenizer: no training annotation began or ended inside one.
         self.whole_words = whole_words
-        # An entity less confident than this is left out (chosen on the held-out messages).
-        self.least_entity_confidence = least_entity_confidence
         if self.network is not None:
             self.network.configure(*combinations, calibration)
 
@@ -139,9 +136,7 @@ class IntentModel:
                 texts, confidences.argmax(axis=1) - len(self.labels), scores.cuts, scores.readings, scores.part_readings
             )
         found = [
-            entities.decode(
-                text, *reading, self.entity_types, cut_short(text, reading[0], self._tokens_at_most), self.least_entity_confidence
-            )
+            entities.decode(text, *reading, self.entity_types, cut_short(text, reading[0], self._tokens_at_most))
             if reading is not None else []
             for text, reading in zip(texts, readings)
         ]
@@ -242,7 +237,6 @@ class IntentModel:
             "joined_intents": [intent.to_dict() for intent in self.joined],
             "multi_intent": self.decision.to_dict(),
             "whole_word_entities": self.whole_words,
-            "least_entity_confidence": self.least_entity_confidence,
         }
         if self.network is not None or self.session is not None:
             if self.network is None:
@@ -281,7 +275,6 @@ class IntentModel:
                 joined=[JoinedIntent.from_dict(values) for values in metadata.get("joined_intents", [])],
                 decision=Decision.from_dict(metadata.get("multi_intent", {})),
                 whole_words=bool(metadata.get("whole_word_entities", False)),
-                least_entity_confidence=float(metadata.get("least_entity_confidence", 0.0)),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(

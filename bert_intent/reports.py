@@ -122,7 +122,6 @@ def summary_line(summary: Dict[str, Any]) -> str:
     tag_part = (
         f"; entity span F1: tagger {parts['encoder_entity_f1']:.3f}, n-grams {parts['ngrams_entity_f1']:.3f}, "
         f"combined {parts['served_entity_f1']:.3f}, weights {tags['encoder']:.2f} and {tags['ngrams']:.2f}"
-        f"{_least_confidence_part(summary)}"
         if "served_entity_f1" in parts else ""
     )
     return line + (
@@ -133,15 +132,6 @@ def summary_line(summary: Dict[str, Any]) -> str:
         f"served {parts['served']:.3f} (weights chosen: encoder {intents['encoder']:.2f}, n-grams {intents['ngrams']:.2f})"
         f"{tag_part}; calibrated on them, expected calibration error {summary['expected_calibration_error']:.3f}; "
         f"{threshold} (keeps {summary['threshold_kept']:.0%} of them, {gibberish})."
-    )
-
-
-def _least_confidence_part(summary: Dict[str, Any]) -> str:
-    if "held_out_entity_f1_kept" not in summary or summary["least_entity_confidence"] == 0:
-        return ", every entity found is kept"
-    return (
-        f", entities of confidence below {summary['least_entity_confidence']:.2f} are left out (span F1 on the "
-        f"held-out examples {summary['held_out_entity_f1_every']:.3f} with them, {summary['held_out_entity_f1_kept']:.3f} without)"
     )
 
 

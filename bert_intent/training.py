@@ -151,14 +151,6 @@ def _fine_tune(
         ),
         settings.random_seed,
     )
-    held_out_annotations = [annotations[index] for index in validation_indices]
-    least_entity_confidence, held_out_entity_f1 = 0.0, []
-    if types and any(held_out_annotations):
-        # Entities as the kept model finds them, read before its heads are fitted on the held-out examples too.
-        scoring.decision = decision
-        least_entity_confidence, *held_out_entity_f1 = entities.choose_least_confidence(
-            scoring.predict([texts[index] for index in validation_indices]).entities, held_out_annotations
-        )
     # Every example counts for the closed-form heads and the centroids of the model that is kept.
     network.centroids.fit(torch.from_numpy(representations), label_ids)
     _fit_closed_form_heads(network, tokenizer, examples, settings.class_weights == "balanced")
@@ -166,7 +158,6 @@ def _fine_tune(
     model = IntentModel(
         labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
         combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision, whole_words=whole_words,
-        least_entity_confidence=least_entity_confidence,
     )
     # The threshold is not part of what the network applies: setting it leaves the model's scores as they are.
     model.calibration, gibberish_confidences = held_out.checked_against_served(fitted, model.confidences, settings)
@@ -184,9 +175,7 @@ def _fine_tune(
     )
     if len(fitted.intent_ids):
         summary.update(expected_calibration_error=report.expected_calibration_error(), threshold_kept=report.kept())
-    summary.update(entity_types=len(types), least_entity_confidence=least_entity_confidence)
-    if held_out_entity_f1:
-        summary.update(held_out_entity_f1_every=held_out_entity_f1[0], held_out_entity_f1_kept=held_out_entity_f1[1])
+    summary.update(entity_types=len(types))
     logger.info(summary_line(summary))
     if joined:
         logger.info(multi_intent.describe(joined, decision))

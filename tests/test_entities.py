@@ -97,27 +97,6 @@ def test_decoding_keeps_entities_whole() -> None:
     assert found[0]["confidence_entity"] == pytest.approx(0.45)
 
 
-def test_an_entity_less_confident_than_the_least_confidence_is_left_out() -> None:
-    probabilities = np.array([[1.0, 0, 0], [0.4, 0.6, 0], [0.4, 0, 0.6], [1.0, 0, 0]])
-    offsets = [(0, 0), (0, 1), (1, 2), (0, 0)]
-    assert [e["value"] for e in entities.decode("北京", offsets, probabilities, [0] * 4, [CITY], least_confidence=0.6)] == ["北京"]
-    assert entities.decode("北京", offsets, probabilities, [0] * 4, [CITY], least_confidence=0.65) == []
-
-
-def test_the_least_confidence_is_the_lowest_cutoff_with_the_best_held_out_span_f1() -> None:
-    def entity(start: int, end: int, confidence: float, role: Any = None) -> Dict[str, Any]:
-        return {"entity": "city", "start": start, "end": end, "role": role, "confidence_entity": confidence}
-
-    annotations = [[{"entity": "city", "start": 0, "end": 2}], [{"entity": "city", "start": 1, "end": 3, "role": "departure"}], []]
-    # Right at 0.9 and 0.5; wrong (a stray character, a role missing) at 0.3 and 0.35.
-    found = [[entity(0, 2, 0.9), entity(3, 4, 0.3)], [entity(1, 3, 0.5, "departure"), entity(1, 3, 0.35)], [entity(0, 1, 0.2)]]
-    cutoff, every, kept = entities.choose_least_confidence(found, annotations)
-    assert (cutoff, every, kept) == (pytest.approx(0.4), pytest.approx(2 * 2 / 7), pytest.approx(1.0))
-    # Wrong entities more confident than right ones: keeping every entity is best, and the prior 0 is the lowest.
-    assert entities.choose_least_confidence([[entity(0, 2, 0.3), entity(3, 4, 0.9)]], annotations[:1])[0] == 0.0
-    assert entities.choose_least_confidence([[entity(0, 1, 0.2)]], [[]])[0] == 0.0  # nothing annotated: the prior
-
-
 def test_an_entity_where_a_long_text_was_cut_is_left_out(tokenizer: Any) -> None:
     text = "从北京去上海"
     token_offsets, continues = read(tokenizer, text)
@@ -205,7 +184,6 @@ def test_saved_models_find_the_same_entities(trained: IntentModel, backend: str,
     loaded = IntentModel.load(tmp_path, torch.device("cpu"), backend)
     assert spans(loaded.predict(texts).entities) == spans(trained.predict(texts).entities)
     assert loaded.whole_words and trained.whole_words  # no annotation of ENTITY_TRAIN cuts a word
-    assert loaded.least_entity_confidence == trained.least_entity_confidence == trained.summary["least_entity_confidence"]
 
 
 @pytest.mark.training
