@@ -13,7 +13,7 @@ is checked against generated gibberish as that served model scores it.
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -58,14 +58,17 @@ def split(label_ids: Sequence[int], fraction: float, seed: int) -> Tuple[List[in
 
 @dataclass
 class Fitted:
-    """What the held-out examples chose, and how each part of the network did on them: `parts` has the
-    intent accuracy of the encoder head, the n-gram head and the served confidences (and, with entities,
-    the span F1 of each tag head and of both combined; with epochs to cross-fit, `encoder_cross_fitted`:
+    """What the held-out examples chose (with entities, also the weight of the tag transitions in the
+    decoding), and how each part of the network did on them: `parts` has the intent accuracy of the
+    encoder head, the n-gram head and the served confidences (and, with entities, the span F1 of each
+    tag head and of both combined, each token's most probable tag, and, with tag transitions, of the
+    decoded tags: `decoded_entity_f1`; with epochs to cross-fit, `encoder_cross_fitted`:
     the encoder head's from the epoch the other half chose, free of the luck of the epoch chosen on the
     examples it is scored on); `confidences` of the held-out examples under the calibration."""
 
     intents: Combination = combination.INTENT_PRIOR
     tags: Combination = combination.TAG_PRIOR
+    transition_weight: float = 0.0
     calibration: Calibration = Calibration()
     parts: Dict[str, float] = field(default_factory=dict)
     intent_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
@@ -108,9 +111,11 @@ def fit(
     tags: Sequence[Sequence[int]],
     settings: Settings,
     encoder_log_probs_by_epoch: Sequence[np.ndarray] = (),
+    tag_transitions: Optional[np.ndarray] = None,
 ) -> Fitted:
     """Fit the heads' weights and the calibration on the held-out `texts` (their intents, and their
-    token tags or none), with the network as trained on the other examples. With the encoder head's
+    token tags or none), with the network as trained on the other examples, and the weight of the
+    other examples' `tag_transitions` (`entities.transition_log_probabilities`). With the encoder head's
     held-out intent log-probabilities of every epoch, the heads' weights are fitted on its cross-fitted
     outputs (`cross_fit`: each example's from the epoch the other half of the held-out examples chose);
     the calibration maps the served network's scores, so it is fitted on the served epoch's."""
@@ -125,7 +130,7 @@ def fit(
         if settings.intent_classification and network.config.num_labels > 1:
             fitted.intents = combination.fit(encoder_for_weights, held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
         if tags:
-            fitted.tags, tag_parts = _fit_tags(held_out, tags)
+            fitted.tags, fitted.transition_weight, tag_parts = _fit_tags(held_out, tags, tag_transitions)
             fitted.parts.update(tag_parts)
         parts = _score_parts(held_out, fitted.intents)
         fitted.calibration = confidence.fit(parts, intent_ids, _score_parts(gibberish, fitted.intents), settings.threshold_keeps)
@@ -169,8 +174,11 @@ def _score_parts(outputs_: Dict[str, Any], intents: Combination) -> ScoreParts:
     return ScoreParts(closed.double().numpy(), outputs_["familiarity"], outputs_["similarity"])
 
 
-def _fit_tags(held_out: Dict[str, Any], tags: Sequence[Sequence[int]]) -> Tuple[Combination, Dict[str, float]]:
-    """The tag heads' weights, fitted on every held-out token with a tag, and each head's span F1."""
+def _fit_tags(
+    held_out: Dict[str, Any], tags: Sequence[Sequence[int]], transitions: Optional[np.ndarray]
+) -> Tuple[Combination, float, Dict[str, float]]:
+    """The tag heads' weights, fitted on every held-out token with a tag, the weight of the tag
+    `transitions` in the decoding (0 without them), and each head's span F1."""
     kept = [np.asarray(row) != entities.IGNORED for row in tags]
     targets = np.concatenate([np.asarray(row)[keep] for row, keep in zip(tags, kept)])
     encoder, ngrams = (
@@ -179,12 +187,16 @@ def _fit_tags(held_out: Dict[str, Any], tags: Sequence[Sequence[int]]) -> Tuple[
     )
     weights = combination.fit(encoder, ngrams, targets, combination.TAG_PRIOR)
     span_f1 = lambda name: entities.span_f1(tags, [log_probs.argmax(axis=-1) for log_probs in held_out[name]])  # noqa: E731
-    served = [
-        combination.combine(torch.from_numpy(encoder_row), torch.from_numpy(ngram_row), weights.weights()).numpy().argmax(axis=-1)
+    combined = [
+        combination.combine(torch.from_numpy(encoder_row), torch.from_numpy(ngram_row), weights.weights()).numpy()
         for encoder_row, ngram_row in zip(held_out["encoder_tag_log_probs"], held_out["ngram_tag_log_probs"])
     ]
-    return weights, {
+    parts = {
         "encoder_entity_f1": span_f1("encoder_tag_log_probs"),
         "ngrams_entity_f1": span_f1("ngram_tag_log_probs"),
-        "served_entity_f1": entities.span_f1(tags, served),
+        "served_entity_f1": entities.span_f1(tags, [row.argmax(axis=-1) for row in combined]),
     }
+    transition_weight = 0.0
+    if transitions is not None:
+        transition_weight, parts["decoded_entity_f1"] = entities.fit_transition_weight(combined, tags, transitions)
+    return weights, transition_weight, parts

@@ -91,6 +91,7 @@ class IntentModel:
         joined: Sequence[JoinedIntent] = (),
         decision: Decision = Decision(),
         whole_words: bool = False,
+        tag_transitions: Optional[np.ndarray] = None,
     ) -> None:
         if network is None and session is None and (len(labels) != 1 or entity_types):
             raise ValueError("A network or an ONNX session is needed to choose between several labels or find entities.")
@@ -113,6 +114,8 @@ class IntentModel:
         self.decision = decision
         # Entities are whole words of the tokenizer: no training annotation began or ended inside one.
         self.whole_words = whole_words
+        # Scores (previous tag x tag) the entity decoding adds: the training tags' transitions, weighted.
+        self.tag_transitions = tag_transitions
         if self.network is not None:
             self.network.configure(*combinations, calibration)
 
@@ -136,7 +139,9 @@ class IntentModel:
                 texts, confidences.argmax(axis=1) - len(self.labels), scores.cuts, scores.readings, scores.part_readings
             )
         found = [
-            entities.decode(text, *reading, self.entity_types, cut_short(text, reading[0], self._tokens_at_most))
+            entities.decode(
+                text, *reading, self.entity_types, cut_short(text, reading[0], self._tokens_at_most), self.tag_transitions
+            )
             if reading is not None else []
             for text, reading in zip(texts, readings)
         ]
@@ -237,6 +242,7 @@ class IntentModel:
             "joined_intents": [intent.to_dict() for intent in self.joined],
             "multi_intent": self.decision.to_dict(),
             "whole_word_entities": self.whole_words,
+            "tag_transitions": None if self.tag_transitions is None else self.tag_transitions.tolist(),
         }
         if self.network is not None or self.session is not None:
             if self.network is None:
@@ -275,6 +281,7 @@ class IntentModel:
                 joined=[JoinedIntent.from_dict(values) for values in metadata.get("joined_intents", [])],
                 decision=Decision.from_dict(metadata.get("multi_intent", {})),
                 whole_words=bool(metadata.get("whole_word_entities", False)),
+                tag_transitions=_tag_transitions(metadata.get("tag_transitions"), entities.tag_count(entity_types)),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(
@@ -312,3 +319,12 @@ def _load_weights(network: IntentNetwork, weights: Dict[str, torch.Tensor]) -> N
     if missing:
         raise KeyError(f"the file has no values for {', '.join(missing[:5])}")
     network.load_state_dict(weights, strict=False)
+
+
+def _tag_transitions(values: Optional[List[List[float]]], num_tags: int) -> Optional[np.ndarray]:
+    if values is None:
+        return None
+    transitions = np.asarray(values, dtype=np.float64)
+    if transitions.shape != (num_tags, num_tags):
+        raise ValueError(f"tag_transitions has shape {transitions.shape}, but the entity types give {num_tags} tags")
+    return transitions

@@ -121,7 +121,8 @@ def summary_line(summary: Dict[str, Any]) -> str:
     parts, intents, tags = summary["held_out_parts"], summary["intent_weights"], summary["tag_weights"]
     tag_part = (
         f"; entity span F1: tagger {parts['encoder_entity_f1']:.3f}, n-grams {parts['ngrams_entity_f1']:.3f}, "
-        f"combined {parts['served_entity_f1']:.3f}, weights {tags['encoder']:.2f} and {tags['ngrams']:.2f}"
+        f"combined {parts['served_entity_f1']:.3f}, weights {tags['encoder']:.2f} and {tags['ngrams']:.2f}, "
+        f"decoded {parts['decoded_entity_f1']:.3f} with the training tags' transitions weighted {summary['tag_transition_weight']:.2f}"
         if "served_entity_f1" in parts else ""
     )
     return line + (

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 import transformers
 from transformers import PreTrainedTokenizerBase
@@ -136,12 +137,15 @@ def _fine_tune(
     fitted = held_out.fit(
         network, tokenizer, [texts[index] for index in validation_indices], [label_ids[index] for index in validation_indices],
         [examples[index]["entity_tags"] for index in validation_indices] if types else [], settings,
-        predictions.intent_log_probs,
+        predictions.intent_log_probs, _tag_transitions(train_set, types),
     )
+    # The decoding's tag transitions, counted in every example, as much as the held-out examples chose.
+    tag_transitions = fitted.transition_weight * _tag_transitions(examples, types) if fitted.transition_weight else None
     # The served model as the held-out examples configured it, before any multi-intent decision.
     scoring = IntentModel(
         labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
         combinations=(fitted.intents, fitted.tags), joined=joined, whole_words=whole_words,
+        tag_transitions=tag_transitions,
     )
     decision = multi_intent.fit_on_held_out(
         scoring.single_and_pair_scores, labels, joined, [(texts[index], intents[index]) for index in validation_indices],
@@ -158,6 +162,7 @@ def _fine_tune(
     model = IntentModel(
         labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
         combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision, whole_words=whole_words,
+        tag_transitions=tag_transitions,
     )
     # The threshold is not part of what the network applies: setting it leaves the model's scores as they are.
     model.calibration, gibberish_confidences = held_out.checked_against_served(fitted, model.confidences, settings)
@@ -170,7 +175,7 @@ def _fine_tune(
         recommended_threshold=model.calibration.threshold, threshold_keeps=settings.threshold_keeps,
         gibberish_caught=report.gibberish_caught(),
         gibberish_checks=held_out.GIBBERISH_CHECKS, held_out_parts=fitted.parts,
-        intent_weights=fitted.intents.to_dict(), tag_weights=fitted.tags.to_dict(),
+        intent_weights=fitted.intents.to_dict(), tag_weights=fitted.tags.to_dict(), tag_transition_weight=fitted.transition_weight,
         joined_intents=len(joined), multi_intent=decision.to_dict(), precision=precision,
     )
     if len(fitted.intent_ids):
@@ -206,6 +211,14 @@ def _fit_closed_form_heads(
         tokenizer.unk_token_id, batch.get("entity_tags"), entities.IGNORED,
         batch.get(encoding.WORD_NGRAMS), batch.get(encoding.WORD_NGRAM_PRESENT),
     )
+
+
+def _tag_transitions(examples: Sequence[Dict[str, Any]], types: Sequence[EntityType]) -> Optional[np.ndarray]:
+    """log P(tag | previous tag) in the examples' entity tags (`entities.transition_log_probabilities`);
+    None without entity types."""
+    if not types:
+        return None
+    return entities.transition_log_probabilities([example["entity_tags"] for example in examples], entities.tag_count(types))
 
 
 def _changed_labels_message(trained: IntentModel, labels: Sequence[str], types: Sequence[EntityType]) -> str:
