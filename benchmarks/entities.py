@@ -37,7 +37,8 @@ Columns (medians over seeds; each seed's numbers are printed as it ends):
 - `frame`: share of test messages with the right intent AND exactly the gold set of spans;
 - `train s`: seconds of `rasa train nlu`;
 - for `ours` and `offline`, printed per seed: the span F1 of each tag head alone and of both combined on the test
-  messages (each token's most probable tag, `bert_intent.parts`) and the tag weights training chose;
+  messages (each token's most probable tag) and of the decoded entities (`bert_intent.parts`), the tag weights
+  and the weight of the tag transitions in the decoding that training chose;
 - `misaligned`: training messages Rasa warned about ("Misaligned entity annotation": an entity whose
   boundaries are not token boundaries of the pipeline's tokenizer, so that the extractor cannot learn
   it exactly), out of the training messages with entities.

@@ -49,6 +49,7 @@ def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -
         **result,
         "intent_weights": model.combinations[0].to_dict(),
         "tag_weights": model.combinations[1].to_dict(),
+        "tag_transition_weight": model.summary.get("tag_transition_weight", 0.0),
         "calibration": model.calibration.to_dict(),
     }
 
@@ -65,7 +66,8 @@ def evaluate_entities(
     model: IntentModel, texts: Sequence[str], annotations: Sequence[Sequence[Dict[str, Any]]]
 ) -> Dict[str, Any]:
     """Span F1 of each tag head alone and of both combined (each token's most probable tag; Rasa's
-    entity dicts as `annotations`, one list per text), the number of annotations skipped because the
+    entity dicts as `annotations`, one list per text) and of the entities the model finds (`decoded`:
+    the best valid tag sequence, with the tag transitions), the number of annotations skipped because the
     model does not know their entity type (no head can tag them), and the weights training chose."""
     if not model.entity_types:
         raise BertIntentError("This model extracts no entities: it has no tag heads to compare.")
@@ -81,7 +83,13 @@ def evaluate_entities(
         f"{part}_entity_f1": entities.span_f1(truth, [log_probs.argmax(axis=-1) for log_probs in outputs[name]])
         for part, name in (("encoder", "encoder_tag_log_probs"), ("ngrams", "ngram_tag_log_probs"), ("served", "tag_logits"))
     }
-    return {**result, "skipped_entities": skipped, "tag_weights": model.combinations[1].to_dict()}
+    decoded = [entities.token_tags(text, text_offsets, found, model.entity_types)[0]
+               for text, text_offsets, found in zip(texts, offsets, model.predict(texts).entities)]
+    result["decoded_entity_f1"] = entities.span_f1(truth, decoded)
+    return {
+        **result, "skipped_entities": skipped, "tag_weights": model.combinations[1].to_dict(),
+        "tag_transition_weight": model.summary.get("tag_transition_weight", 0.0),
+    }
 
 
 def load_from_archive(archive: Path, scratch: Path) -> IntentModel:
@@ -127,7 +135,8 @@ def report(result: Dict[str, Any]) -> List[str]:
         ]
     lines.append(
         f"Weights chosen in training: intents: encoder {intents['encoder']:.3f}, n-grams {intents['ngrams']:.3f} "
-        f"({_fitted(intents)}); entity tags: tagger {tags['encoder']:.3f}, n-grams {tags['ngrams']:.3f} ({_fitted(tags)})."
+        f"({_fitted(intents)}); entity tags: tagger {tags['encoder']:.3f}, n-grams {tags['ngrams']:.3f} ({_fitted(tags)}), "
+        f"their transitions in the decoding {result['tag_transition_weight']:.2f}."
     )
     lines.append(json.dumps(result))
     return lines
