@@ -17,7 +17,7 @@ from bert_intent import combination, entities, multi_intent, onnx_network
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
 from bert_intent.encoding import WORD_CONTINUES, WORD_NGRAM_PRESENT, WORD_NGRAM_SPANS, WORD_NGRAMS, batches_by_length
-from bert_intent.encoding import cut_short, load_segmenter, tokenize, valid_unicode, word_ngrams_in_parts, word_starts
+from bert_intent.encoding import cut_short, load_segmenter, tokenize, valid_unicode, word_ngrams_in_parts
 from bert_intent.entities import EntityType, Reading
 from bert_intent.errors import ModelLoadError
 from bert_intent.model_files import CONFIG_FILE, FORMAT_VERSION, METADATA_FILE, NETWORK_FILE, TOKENIZER_FILE
@@ -203,7 +203,7 @@ class IntentModel:
         """The network's outputs for `texts`; `in_parts`: also of the parts at each text's split points."""
         inputs = tokenize(self.tokenizer, texts, self.settings.max_length, return_tensors="np", padding=True)
         offsets, continues = inputs.pop("offset_mapping"), inputs.pop(WORD_CONTINUES) * self.whole_words
-        points = [multi_intent.split_points(row, word_starts(text, row)) if in_parts else [] for text, row in zip(texts, offsets)]
+        points = [multi_intent.split_points(row) if in_parts else [] for row in offsets]
         mask = inputs["attention_mask"]
         part_mask = multi_intent.part_masks(offsets, mask, points) if in_parts else mask[:, None, :]
         spans, present = inputs.pop(WORD_NGRAM_SPANS), inputs[WORD_NGRAM_PRESENT]

@@ -41,7 +41,6 @@ from scipy.special import expit
 from torch.nn import functional
 
 from bert_intent.combination import minimise
-from bert_intent.hashing import WORD_START
 from bert_intent.entities import Reading, average_readings
 
 # Each part has at least this many tokens: one character alone is no request.
@@ -112,13 +111,12 @@ def joined_intents(intents: Sequence[str], symbol: str) -> Tuple[List[JoinedInte
     return joined, ordinary
 
 
-def split_points(offsets: Sequence[Sequence[int]], word_starts: Sequence[int]) -> List[int]:
+def split_points(offsets: Sequence[Sequence[int]]) -> List[int]:
     """Character positions where a text may be cut into two parts, from its tokens' character `offsets`
-    (special and padding tokens, which are empty, are skipped) and whether each begins a word
-    (`encoding.word_starts`): token starts that begin a word (a request does not begin inside one: 然|后)
-    and leave at least MIN_PART_TOKENS tokens on each side, at most MAX_SPLIT_POINTS of them, evenly spread."""
-    tokens = [(int(start), starts_word == WORD_START) for (start, end), starts_word in zip(offsets, word_starts) if end > start]
-    points = [start for start, begins in tokens[MIN_PART_TOKENS : len(tokens) - MIN_PART_TOKENS + 1] if begins]
+    (special and padding tokens, which are empty, are skipped): token starts that leave at least
+    MIN_PART_TOKENS tokens on each side, at most MAX_SPLIT_POINTS of them, evenly spread."""
+    starts = [int(start) for start, end in offsets if end > start]
+    points = starts[MIN_PART_TOKENS : len(starts) - MIN_PART_TOKENS + 1]
     if len(points) > MAX_SPLIT_POINTS:
         points = [points[index] for index in np.linspace(0, len(points) - 1, MAX_SPLIT_POINTS).round().astype(int)]
     return sorted(set(points))
