@@ -1,6 +1,6 @@
 """Open-world confidence: calibration, out-of-scope and gibberish detection, through `rasa train nlu`.
 
-    .venv/bin/python benchmarks/confidence.py [--known 0.25 0.5 0.75] [--seeds 3] [--datasets cais bot]
+    .venv/bin/python benchmarks/confidence.py [--known 0.25 0.5 0.75] [--seeds 3] [--first-seed 1] [--datasets cais bot]
                                               [--systems ours before diet options] [--before-ref 6e6f5bd]
                                               [--options KEY=VALUE ...] [--per-intent 300]
 
@@ -154,6 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--known", nargs="+", type=float, default=[0.25, 0.5, 0.75])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=1, help="the first seed (the others follow), so later seeds can be pooled")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--systems", nargs="+", default=["ours", "before", "diet"], choices=["ours", "before", "diet", "options"])
     parser.add_argument("--before-ref", default="6e6f5bd", help="git revision of the `before` component")
@@ -176,7 +177,7 @@ def main() -> None:
             for known_share in (arguments.known if dataset == "cais" else [1.0]):
                 for system in arguments.systems:
                     runs = []
-                    for seed in range(1, arguments.seeds + 1):
+                    for seed in range(arguments.first_seed, arguments.first_seed + arguments.seeds):
                         data = splits(dataset, known_share, seed, arguments.per_intent)
                         job = {
                             "name": f"{dataset} {known_share} {system} seed {seed}", "system": system, "seed": seed,
