@@ -1,7 +1,7 @@
 """Which part of the model tells out-of-scope messages apart: each score alone, beside the served confidence.
 
-    .venv/bin/python benchmarks/open_world_parts.py [--datasets cais bot] [--seeds 3] [--known 0.75]
-                                                    [--per-intent 300]
+    .venv/bin/python benchmarks/open_world_parts.py [--datasets cais bot] [--seeds 3] [--first-seed 1]
+                                                    [--known 0.75] [--per-intent 300]
 
 The same splits as `confidence.py` (CAIS with a share of its intents known, or the example bot without
 `out_of_scope`), trained in-process with only `model_name` set (Rasa-free `fine_tune`). Each message's
@@ -87,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=1, help="the first CAIS seed (the others follow), as in confidence.py")
     parser.add_argument("--known", type=float, default=0.75, help="share of CAIS's intents known")
     parser.add_argument("--per-intent", type=int, default=300)
     arguments = parser.parse_args()
@@ -95,7 +96,7 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.WARNING)
     for dataset in arguments.datasets:
-        seeds = [1] if dataset == "bot" else list(range(1, arguments.seeds + 1))
+        seeds = [1] if dataset == "bot" else list(range(arguments.first_seed, arguments.first_seed + arguments.seeds))
         runs = [run(dataset, arguments.known, seed, arguments.per_intent) for seed in seeds]
         print(f"\n{dataset}{'' if dataset == 'bot' else f', {arguments.known:.0%} of intents known'}, seeds {seeds}")
         print(f"{'part':<32} {'AUROC':>6} {'FPR95':>6} {'gibberish AUROC':>16}  per seed (AUROC / FPR95)")
