@@ -101,8 +101,13 @@ def load_segmenter() -> None:
     _segmenter().initialize()
 
 
+def word_spans(text: str) -> List[Tuple[int, int]]:
+    """The (start, end) character positions of `text`'s words (jieba's segmentation), spaces left out."""
+    return [(start, end) for word, start, end in _segmenter().tokenize(text) if word.strip()]
+
+
 def _word_start_positions(text: str) -> Set[int]:
-    return {start for word, start, _ in _segmenter().tokenize(text) if word.strip()}
+    return {start for start, _ in word_spans(text)}
 
 
 @lru_cache(maxsize=1)

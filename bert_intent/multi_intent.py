@@ -21,7 +21,8 @@ intents get (1 - P(two)) * c_k(x), the joined ones P(two) * sum_k c_k(x) times e
 of the pairs' scores, softmax(alpha * log p_AB(x)). "None of them" keeps 1 - sum_k c_k(x), as without
 multi-intents, the single intents keep their order, and a message unlike the training data (gibberish,
 pasted logs) stays unknown however its parts score. The entities of a message read as two average the
-whole message's tag probabilities with those of its two parts read alone at the chosen split point.
+whole message's tag probabilities with those of its two parts read alone at the chosen split point, moved
+to the edge of a word it would cut (`entity_cut`).
 
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
@@ -33,7 +34,7 @@ without them, the share of the bot's training examples that are joined.
 
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Container, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ from scipy.special import expit
 from torch.nn import functional
 
 from bert_intent.combination import minimise
+from bert_intent.encoding import word_spans
 from bert_intent.entities import Reading, average_readings
 
 # Each part has at least this many tokens: one character alone is no request.
@@ -216,6 +218,7 @@ def readings_of_two(
         cut, reading = int(cuts[row, top_joined[row]]), readings[row]
         if cut <= 0 or reading is None:
             continue
+        cut = entity_cut(texts[row], cut, part_readings)
         found = [(shift, part_readings.get(part)) for shift, part in ((0, texts[row][:cut]), (cut, texts[row][cut:]))]
         parts = [(shift, part) for shift, part in found if part is not None]
         if parts:
@@ -224,6 +227,19 @@ def readings_of_two(
             offsets, probabilities, continues = reading
             averaged[row] = offsets, average_readings(offsets, probabilities, part_offsets, part_probabilities), continues
     return averaged
+
+
+def entity_cut(text: str, cut: int, read_alone: Container[str]) -> int:
+    """Where the entities of `text`, read as two requests split at `cut`, are read: `cut`, or where it
+    falls inside a word (jieba's: 然|后), the nearer edge of that word whose two parts were read alone (a
+    request neither starts nor ends inside a word, and a part that does reads its stray character as
+    part of an entity). The intents keep `cut`: across requests, the words found are less reliable."""
+    for start, end in word_spans(text):
+        if start < cut < end:
+            for edge in sorted((start, end), key=lambda edge: abs(edge - cut)):
+                if 0 < edge < len(text) and text[:edge] in read_alone and text[edge:] in read_alone:
+                    return edge
+    return cut
 
 
 def evidence_for_two(single: np.ndarray, log_joined: np.ndarray) -> np.ndarray:

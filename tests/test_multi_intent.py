@@ -92,6 +92,14 @@ def test_a_message_read_as_two_averages_its_tags_with_its_parts_read_alone() -> 
     assert averaged[1] is short  # read as one request: its own reading
 
 
+def test_entities_of_two_requests_are_read_where_no_word_is_cut() -> None:
+    text = "来首林俊杰的歌，然后十分钟后叫我"  # the intents' best point may fall inside 然后: 然 | 后十分钟后叫我
+    read_alone = {text[:9], text[9:], text[:10], text[10:]}
+    assert multi_intent.entity_cut(text, 9, read_alone) == 10  # 然后 | 十分钟后叫我, both parts read alone
+    assert multi_intent.entity_cut(text, 9, {text[:9], text[9:]}) == 9  # no edge read alone: the intents' point
+    assert multi_intent.entity_cut(text, 8, read_alone) == 8  # already between words
+
+
 def test_shares_sum_to_at_most_one_and_keep_the_single_intents_order() -> None:
     single = np.array([[0.6, 0.2, 0.1], [0.3, 0.3, 0.1]])
     log_joined = np.array([[np.log(0.01)], [-np.inf]])
