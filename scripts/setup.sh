@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Create .venv with a Python 3.8-3.10 interpreter (Rasa 3.6's range) and install bert-intent with its
-# dev extras in one resolver run. Looks on PATH first, then in pyenv's installed versions.
+# dev extras. Looks on PATH first, then in pyenv's installed versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 supported() {  # prints the interpreter's absolute path if it runs and is 3.8-3.10
     "$1" -c 'import sys, venv; assert (3, 8) <= sys.version_info[:2] <= (3, 10); print(sys.executable)' 2>/dev/null
+}
+
+frozen_here() {  # whether benchmarks/constraints.txt's versions are for this interpreter (3.10, Linux x86-64)
+    "$1" -c 'import platform, sys
+assert sys.version_info[:2] == (3, 10) and platform.system() == "Linux" and platform.machine() == "x86_64"' 2>/dev/null
 }
 
 find_python() {
@@ -32,17 +37,29 @@ if [ ! -x .venv/bin/python ]; then
         echo "Install one (e.g. 'pyenv install 3.10') and run this again." >&2
         exit 1
     }
-    # Rasa (TensorFlow) and PyTorch from PyPI take about 8 GB once installed.
+    # Rasa (TensorFlow) and PyTorch from PyPI take 7.5 GB once installed; pip's downloads come on top while
+    # it runs (measured at most 8.4 GB in all with the frozen versions, 13.5 GB while resolving the newest).
+    need_gb=14
+    frozen_here "$python" && need_gb=9
     free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1024 / 1024)}')
-    if [ "$free_gb" -lt 9 ]; then
-        echo "error: installing needs about 9 GB free on the disk holding $(pwd); $free_gb GB are free." >&2
+    if [ "$free_gb" -lt "$need_gb" ]; then
+        echo "error: installing needs about $need_gb GB free on the disk holding $(pwd); $free_gb GB are free." >&2
         echo "Free some space (e.g. old virtual environments or clones), then run this again." >&2
         exit 1
     fi
     echo "Creating .venv with $python"
     "$python" -m venv .venv
 fi
-# pip's cache is left off: it would hold the downloads (about 5 GB) a second time.
+# pip's cache is left off: it would hold the downloads (about 4 GB) a second time.
 .venv/bin/python -m pip install --no-cache-dir --upgrade --quiet pip
-.venv/bin/python -m pip install --no-cache-dir -e '.[dev]'
+# Where benchmarks/constraints.txt was frozen (Python 3.10 on Linux x86-64), install exactly its versions:
+# those the tests and benchmarks last ran with, found without pip trying (and downloading) several PyTorch
+# releases. PyTorch goes first, in a run of its own: pip keeps every download until its run ends, so two
+# runs need less free disk at once. Elsewhere pip takes the newest releases pyproject.toml allows.
+pins=()
+if frozen_here .venv/bin/python; then
+    pins=(--constraint benchmarks/constraints.txt)
+    .venv/bin/python -m pip install --no-cache-dir "${pins[@]}" torch
+fi
+.venv/bin/python -m pip install --no-cache-dir "${pins[@]}" -e '.[dev]'
 echo "Done: .venv is ready. Run the tests with: make test"
