@@ -343,10 +343,7 @@ def fit_on_held_out(
 
 def describe(joined: Sequence[JoinedIntent], decision: Decision) -> str:
     """The training log's line on the multi-intents."""
-    fitted = (
-        f"fitted on {decision.fitted_on} held-out and joined messages" if decision.fitted_on
-        else "the priors: nothing was held out"
-    )
+    fitted = f"fitted on {decision.fitted_on} held-out and joined messages" if decision.fitted_on else "the priors: nothing was held out"
     return (
         f"Multi-intents recognised from their parts: {', '.join(intent.name for intent in joined)} "
         f"(decision alpha {decision.alpha:.2f}, beta {decision.beta:.2f}, {fitted})."
