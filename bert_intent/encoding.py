@@ -101,9 +101,12 @@ def load_segmenter() -> None:
     _segmenter().initialize()
 
 
-def word_spans(text: str) -> List[Tuple[int, int]]:
-    """The (start, end) character positions of `text`'s words (jieba's segmentation), spaces left out."""
-    return [(start, end) for word, start, end in _segmenter().tokenize(text) if word.strip()]
+@lru_cache(maxsize=256)
+def word_spans(text: str) -> Tuple[Tuple[int, int], ...]:
+    """The (start, end) character positions of `text`'s words (jieba's segmentation), spaces left out.
+    Kept for the latest texts: a message read as two requests is segmented again where its entities are
+    read (`multi_intent.entity_cut`), after its parts (a few texts) were."""
+    return tuple((start, end) for word, start, end in _segmenter().tokenize(text) if word.strip())
 
 
 def _word_start_positions(text: str) -> Set[int]:
