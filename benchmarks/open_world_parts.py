@@ -1,7 +1,7 @@
 """Which part of the model tells out-of-scope messages apart: each score alone, beside the served confidence.
 
     .venv/bin/python benchmarks/open_world_parts.py [--datasets cais bot] [--seeds 3] [--first-seed 1]
-                                                    [--known 0.75] [--per-intent 300]
+                                                    [--known 0.75] [--per-intent 300] [--model-name DIR]
 
 The same splits as `confidence.py` (CAIS with a share of its intents known, or the example bot without
 `out_of_scope`), trained in-process with only `model_name` set (Rasa-free `fine_tune`). Each message's
@@ -58,12 +58,12 @@ def part_scores(train: Dict[str, np.ndarray], label_ids: np.ndarray) -> Dict[str
     }
 
 
-def run(dataset: str, known: float, seed: int, per_intent: int) -> Dict[str, Dict[str, float]]:
+def run(dataset: str, known: float, seed: int, per_intent: int, model_name: str) -> Dict[str, Dict[str, float]]:
     from bert_intent import confidence, held_out, settings
     from bert_intent.training import fine_tune
 
     data = splits(dataset, known, seed, per_intent)
-    model = fine_tune(*zip(*data["train"]), settings.validate({"model_name": str(PROXY), "random_seed": seed}))
+    model = fine_tune(*zip(*data["train"]), settings.validate({"model_name": model_name, "random_seed": seed}))
     index = {label: position for position, label in enumerate(model.labels)}
     train = [(text, intent) for text, intent in data["train"] if intent in index]  # two-intent examples are not labels
 
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1, help="the first CAIS seed (the others follow), as in confidence.py")
     parser.add_argument("--known", type=float, default=0.75, help="share of CAIS's intents known")
     parser.add_argument("--per-intent", type=int, default=300)
+    parser.add_argument("--model-name", default=str(PROXY), help="the checkpoint (default: the stand-in), e.g. adapted_encoder.py's")
     arguments = parser.parse_args()
     if not (PROXY / "config.json").is_file():
         print(f"The proxy checkpoint is not in {PROXY}: skipping (set SHARED_DIR to the shared folder).")
@@ -97,7 +98,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     for dataset in arguments.datasets:
         seeds = [1] if dataset == "bot" else list(range(arguments.first_seed, arguments.first_seed + arguments.seeds))
-        runs = [run(dataset, arguments.known, seed, arguments.per_intent) for seed in seeds]
+        runs = [run(dataset, arguments.known, seed, arguments.per_intent, arguments.model_name) for seed in seeds]
         print(f"\n{dataset}{'' if dataset == 'bot' else f', {arguments.known:.0%} of intents known'}, seeds {seeds}")
         print(f"{'part':<32} {'AUROC':>6} {'FPR95':>6} {'gibberish AUROC':>16}  per seed (AUROC / FPR95)")
         for name in runs[0]:
