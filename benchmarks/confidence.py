@@ -7,7 +7,10 @@
 Open-intent protocol: for each dataset, share of known intents and seed, every system is trained with
 `rasa train nlu` in a fresh subprocess on the known intents only and parses, through
 `Agent.parse_message`, the test messages of the known intents (in-scope), those of the other intents
-(out-of-scope) and 300 generated gibberish messages (`bert_intent.confidence.gibberish`).
+(out-of-scope), 300 generated gibberish messages (`bert_intent.confidence.gibberish`, the kind training
+calibrates beside) and 100 messages of each of four other kinds of nonsense, which training never sees
+(`nonsense`): Latin keyboard mashes, digits, runs of punctuation, and the training examples' own
+characters in random order.
 
 - `cais`: ../shared/datasets/cais; the known intents are drawn at random per seed; training takes up
   to `--per-intent` examples of each (a bot-sized set, and DIET trains in minutes).
@@ -26,7 +29,8 @@ the intents' mix that no held-out example can show, so `ece_mix` reads the calib
 AUROC of in-scope against out-of-scope by top confidence; the share of out-of-scope messages kept at
 the threshold that keeps 95 % of in-scope ones (FPR95); and at a threshold: in-scope messages kept
 with their correct intent, out-of-scope and gibberish caught (below it), and open-class macro-F1
-(the known intents plus "open" for messages below it, as in ADB). The threshold is ours's recommended
+(the known intents plus "open" for messages below it, as in ADB); then the share of each other kind of
+nonsense caught at that threshold (`latin`, `digits`, `symbols`, `familiar`). The threshold is ours's recommended
 one (from its training summary); the baselines recommend none, so they get the one that keeps 95 % of
 their in-scope test messages, chosen on the test set itself (in their favour). For `ours` (and `options`), each part of
 the network is also read alone on the in-scope messages (`bert_intent.parts`): intent accuracy of the
@@ -54,7 +58,10 @@ from few_shot import (  # noqa: E402
 )
 
 GIBBERISH_MESSAGES = 300
-COLUMNS = ("accuracy", "ece", "ece_mix", "auroc", "fpr95", "threshold", "kept_correct", "oos_caught", "gibberish_caught", "open_f1")
+NONSENSE_MESSAGES = 100
+NONSENSE_KINDS = ("latin", "digits", "symbols", "familiar")
+COLUMNS = ("accuracy", "ece", "ece_mix", "auroc", "fpr95", "threshold", "kept_correct", "oos_caught", "gibberish_caught", "open_f1",
+           *NONSENSE_KINDS)
 
 
 def worker(job: Dict[str, object]) -> Dict[str, object]:
@@ -69,7 +76,7 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
             results = [await agent.parse_message(text) for text in texts]
             return [[result["intent"]["name"], float(result["intent"]["confidence"])] for result in results]
 
-        parsed = {part: asyncio.run(parse(job[part])) for part in ("in_scope", "out_of_scope", "gibberish")}
+        parsed = {part: asyncio.run(parse(job[part])) for part in ("in_scope", "out_of_scope", "gibberish", *NONSENSE_KINDS)}
         in_scope = list(zip(job["in_scope"], job["in_scope_intents"]))
         model_parts = read_parts(Path(model), scratch, in_scope) if job["system"] in ("ours", "options") else {}
         return {**parsed, "recommended_threshold": _recommended_threshold(Path(model)), "parts": model_parts}
@@ -82,6 +89,19 @@ def _recommended_threshold(archive: Path) -> Optional[float]:
                 calibration = json.load(tar.extractfile(member)).get("calibration")
                 return calibration["threshold"] if calibration else None
     return None
+
+
+def nonsense(training_texts: List[str], seed: int) -> Dict[str, List[str]]:
+    """`NONSENSE_MESSAGES` messages of each kind of nonsense other than the generated gibberish: Latin
+    keyboard mashes (3 to 12 letters), digits (1 to 8), runs of punctuation (1 to 5 marks), and 2 to 8 of
+    the training examples' own CJK characters in random order (some of which, like 好好, are real answers)."""
+    generator = random.Random(seed)
+    own = sorted({character for text in training_texts for character in text if "\u4e00" <= character <= "\u9fff"})
+    kinds = {"latin": ("qwertyuiopasdfghjklzxcvbnm", 3, 12), "digits": ("0123456789", 1, 8),
+             "symbols": ("?？!！。.,，~～…", 1, 5), "familiar": (own, 2, 8)}
+    return {kind: ["".join(generator.choice(pool) for _ in range(generator.randint(shortest, longest)))
+                   for _ in range(NONSENSE_MESSAGES)]
+            for kind, (pool, shortest, longest) in kinds.items()}
 
 
 def separation(in_scope: np.ndarray, other: np.ndarray) -> Dict[str, float]:
@@ -130,6 +150,7 @@ def metrics(parsed: Dict[str, object], in_scope_intents: List[str], known: List[
         "oos_caught": float(np.mean(outside < threshold)),
         "gibberish_caught": float(np.mean(gibberish < threshold)),
         "open_f1": float(f1_score(gold, predicted, labels=sorted(known) + ["open"], average="macro", zero_division=0)),
+        **{kind: float(np.mean(confidences(kind) < threshold)) for kind in NONSENSE_KINDS},
     }
 
 
@@ -186,6 +207,7 @@ def main() -> None:
                             "in_scope_intents": [intent for _, intent in data["in_scope"]],
                             "out_of_scope": [text for text, _ in data["out_of_scope"]],
                             "gibberish": gibberish(GIBBERISH_MESSAGES, 1000 + seed),
+                            **nonsense([text for text, _ in data["train"]], 2000 + seed),
                         }
                         parsed = run_job(job, roots[system], __file__)
                         known = sorted({intent for _, intent in data["train"]})
