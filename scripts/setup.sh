@@ -56,10 +56,11 @@ fi
 # those the tests and benchmarks last ran with, found without pip trying (and downloading) several PyTorch
 # releases. PyTorch goes first, in a run of its own: pip keeps every download until its run ends, so two
 # runs need less free disk at once. Elsewhere pip takes the newest releases pyproject.toml allows.
-pins=()
+# (No array for the pins: under `set -u`, macOS's bash 3.2 calls an empty one unbound.)
 if frozen_here .venv/bin/python; then
-    pins=(--constraint benchmarks/constraints.txt)
-    .venv/bin/python -m pip install --no-cache-dir "${pins[@]}" torch
+    .venv/bin/python -m pip install --no-cache-dir --constraint benchmarks/constraints.txt torch
+    .venv/bin/python -m pip install --no-cache-dir --constraint benchmarks/constraints.txt -e '.[dev]'
+else
+    .venv/bin/python -m pip install --no-cache-dir -e '.[dev]'
 fi
-.venv/bin/python -m pip install --no-cache-dir "${pins[@]}" -e '.[dev]'
 echo "Done: .venv is ready. Run the tests with: make test"
