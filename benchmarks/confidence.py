@@ -30,7 +30,7 @@ AUROC of in-scope against out-of-scope by top confidence; the share of out-of-sc
 the threshold that keeps 95 % of in-scope ones (FPR95); and at a threshold: in-scope messages kept
 with their correct intent, out-of-scope and gibberish caught (below it), and open-class macro-F1
 (the known intents plus "open" for messages below it, as in ADB); then the share of each other kind of
-nonsense caught at that threshold (`latin`, `digits`, `symbols`, `familiar`). The threshold is ours's recommended
+nonsense caught at that threshold (`latin`, `digits`, `punctuation`, `familiar`). The threshold is ours's recommended
 one (from its training summary); the baselines recommend none, so they get the one that keeps 95 % of
 their in-scope test messages, chosen on the test set itself (in their favour). For `ours` (and `options`), each part of
 the network is also read alone on the in-scope messages (`bert_intent.parts`): intent accuracy of the
@@ -59,7 +59,7 @@ from few_shot import (  # noqa: E402
 
 GIBBERISH_MESSAGES = 300
 NONSENSE_MESSAGES = 100
-NONSENSE_KINDS = ("latin", "digits", "symbols", "familiar")
+NONSENSE_KINDS = ("latin", "digits", "punctuation", "familiar")
 COLUMNS = ("accuracy", "ece", "ece_mix", "auroc", "fpr95", "threshold", "kept_correct", "oos_caught", "gibberish_caught", "open_f1",
            *NONSENSE_KINDS)
 
@@ -98,7 +98,7 @@ def nonsense(training_texts: List[str], seed: int) -> Dict[str, List[str]]:
     generator = random.Random(seed)
     own = sorted({character for text in training_texts for character in text if "\u4e00" <= character <= "\u9fff"})
     kinds = {"latin": ("qwertyuiopasdfghjklzxcvbnm", 3, 12), "digits": ("0123456789", 1, 8),
-             "symbols": ("?？!！。.,，~～…", 1, 5), "familiar": (own, 2, 8)}
+             "punctuation": ("?？!！。.,，~～…", 1, 5), "familiar": (own, 2, 8)}
     return {kind: ["".join(generator.choice(pool) for _ in range(generator.randint(shortest, longest)))
                    for _ in range(NONSENSE_MESSAGES)]
             for kind, (pool, shortest, longest) in kinds.items()}
