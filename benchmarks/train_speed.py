@@ -13,13 +13,15 @@ Systems:
 - `today`: the component at `--today-ref` (10681a8: before the speed work of this issue);
 - `ours`: this checkout's component, defaults only (`mixed_precision: auto`: bf16 where the CPU
   computes it, float32 elsewhere);
-- `ours-frozen`: the same with `freeze_embeddings: true`.
+- `ours-frozen`: the same with `freeze_embeddings: true`;
+- `ours-float32`: the same with `mixed_precision: "no"` (float32 training on any CPU).
 
 `--epochs 2` fixes two epochs, where the fixed costs show; `0` is the component's own choice.
 Printed per run and as medians over the rounds (seconds): the whole `rasa train nlu`; loading the
 checkpoint; the closed-form heads' fits; the optimizer steps with their evaluations (transformers'
 `Trainer.train`); the held-out fits after the steps (representations, weights, calibration,
-multi-intent decision); the export (`IntentModel.save`); the rest (tokenizing, Rasa); then the steps
+multi-intent decision); the threshold's check against 1000 generated gibberish messages as the served
+model scores them (`held_out.checked_against_served`); the export (`IntentModel.save`); the rest (tokenizing, Rasa); then the steps
 taken and the ratio of the whole to `today`'s in the same round. Without ../shared (or $SHARED_DIR) it says so and exits.
 """
 
@@ -41,7 +43,7 @@ from bench_inference import BERT_BASE_CHINESE  # noqa: E402
 from few_shot import PROXY, REPOSITORY, export_package, run_job, train_nlu_model, worker_or_skip  # noqa: E402
 
 NLU_DATA = REPOSITORY / "example_bot" / "data" / "nlu.yml"
-SETTINGS = {"today": {}, "ours": {}, "ours-frozen": {"freeze_embeddings": True}}
+SETTINGS = {"today": {}, "ours": {}, "ours-frozen": {"freeze_embeddings": True}, "ours-float32": {"mixed_precision": "no"}}
 # (module, attribute, phase): the functions whose time is summed per phase where the version has them;
 # a call inside another timed call counts for the outer one only.
 TIMED = (
@@ -51,6 +53,7 @@ TIMED = (
     ("bert_intent.held_out", "outputs", "held-out fits"),
     ("bert_intent.held_out", "fit", "held-out fits"),
     ("bert_intent.multi_intent", "fit_on_held_out", "held-out fits"),
+    ("bert_intent.held_out", "checked_against_served", "threshold check"),
     ("bert_intent.model", "IntentModel.save", "export"),
 )
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -128,7 +131,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs; torch threads as the machine gives them", flush=True)
     with tempfile.TemporaryDirectory(prefix="train-speed-today-") as today, \
             tempfile.TemporaryDirectory(prefix="train-speed-bert-base-") as checkpoint:
-        roots = {"today": Path(today), "ours": REPOSITORY, "ours-frozen": REPOSITORY}
+        roots = {"today": Path(today), **{system: REPOSITORY for system in SETTINGS if system != "today"}}
         if "today" in arguments.systems:
             export_package(arguments.today_ref, today)
         random_bert_base(Path(checkpoint))
