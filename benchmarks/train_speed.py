@@ -21,8 +21,9 @@ Printed per run and as medians over the rounds (seconds): the whole `rasa train 
 checkpoint; the closed-form heads' fits; the optimizer steps with their evaluations (transformers'
 `Trainer.train`); the held-out fits after the steps (representations, weights, calibration,
 multi-intent decision); the threshold's check against 1000 generated gibberish messages as the served
-model scores them (`held_out.checked_against_served`); the export (`IntentModel.save`); the rest (tokenizing, Rasa); then the steps
-taken and the ratio of the whole to `today`'s in the same round. Without ../shared (or $SHARED_DIR) it says so and exits.
+model scores them (`held_out.checked_against_served`); the export (`IntentModel.save`); the rest
+(tokenizing, Rasa); then the steps taken and the ratio of the whole to `today`'s in the same round.
+Without ../shared (or $SHARED_DIR) it says so and exits.
 """
 
 import argparse
