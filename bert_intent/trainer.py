@@ -2,6 +2,7 @@
 learning rates, the held-out score of each epoch, keeping the best epoch and stopping early."""
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -29,6 +30,11 @@ _WARMUP_KEY = "warmup_steps" if TRANSFORMERS_5 else "warmup_ratio"
 # as an improvement: once every example is right it otherwise keeps creeping down by a hair each epoch,
 # and early stopping would never fire.
 MIN_LOSS_IMPROVEMENT = 0.01
+
+# accelerate takes the mixed precision from this variable where it is given none, and both transformers 4
+# and 5 read it for a float32 training; transformers 4 also writes each training's own into it, so a bf16
+# training would turn every later one in the same process into bf16, as would a value the user exported.
+_ACCELERATE_PRECISION = "ACCELERATE_MIXED_PRECISION"
 
 
 def improves(score: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
@@ -199,49 +205,66 @@ def build_trainer(
     learns_entities = predictions.learns_entities
     steps_per_epoch = schedule.steps_per_epoch(len(train_set), settings)
     tensorboard = settings.report_to == "tensorboard"
-    arguments = TrainingArguments(
-        output_dir=output_dir,
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        gradient_checkpointing=settings.gradient_checkpointing,
-        learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay,
-        lr_scheduler_type=settings.lr_scheduler_type,
-        **{_WARMUP_KEY: settings.warmup_ratio},
-        **_sampling(settings.group_by_length),
-        seed=settings.random_seed,
-        use_cpu=device.type == "cpu",
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        logging_strategy="steps",
-        logging_steps=max(1, steps_per_epoch // 10),
-        eval_strategy="epoch" if validating else "no",
-        save_strategy="no",
-        report_to="none" if tensorboard else settings.report_to,
-        label_names=["labels", "entity_tags"] if learns_entities else ["labels"],
-    )
-    callbacks: List[Any] = [best_epoch]
-    if tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
+    # accelerate reads the precision when the arguments and the Trainer are made.
+    with _precision_in_environment(precision):
+        arguments = TrainingArguments(
+            output_dir=output_dir,
+            num_train_epochs=settings.epochs,
+            per_device_train_batch_size=settings.batch_size,
+            per_device_eval_batch_size=settings.batch_size,
+            gradient_accumulation_steps=settings.gradient_accumulation_steps,
+            gradient_checkpointing=settings.gradient_checkpointing,
+            learning_rate=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+            lr_scheduler_type=settings.lr_scheduler_type,
+            **{_WARMUP_KEY: settings.warmup_ratio},
+            **_sampling(settings.group_by_length),
+            seed=settings.random_seed,
+            use_cpu=device.type == "cpu",
+            bf16=precision == "bf16",
+            fp16=precision == "fp16",
+            logging_strategy="steps",
+            logging_steps=max(1, steps_per_epoch // 10),
+            eval_strategy="epoch" if validating else "no",
+            save_strategy="no",
+            report_to="none" if tensorboard else settings.report_to,
+            label_names=["labels", "entity_tags"] if learns_entities else ["labels"],
+        )
+        callbacks: List[Any] = [best_epoch]
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
 
-        callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings.report_dir) / "tensorboard"))))
-    train_labels = [example["labels"] for example in train_set]
-    trainer = _IntentTrainer(
-        model=network,
-        args=arguments,
-        train_dataset=train_set,
-        eval_dataset=validation_set or None,
-        data_collator=PadWithTags(tokenizer),
-        compute_metrics=predictions,
-        callbacks=callbacks,
-        class_weights=_class_weights(train_labels, network.config.num_labels, settings.class_weights),
-        settings=settings,
-    )
+            callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings.report_dir) / "tensorboard"))))
+        train_labels = [example["labels"] for example in train_set]
+        trainer = _IntentTrainer(
+            model=network,
+            args=arguments,
+            train_dataset=train_set,
+            eval_dataset=validation_set or None,
+            data_collator=PadWithTags(tokenizer),
+            compute_metrics=predictions,
+            callbacks=callbacks,
+            class_weights=_class_weights(train_labels, network.config.num_labels, settings.class_weights),
+            settings=settings,
+        )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_LossInProgressBar)
     return trainer
+
+
+@contextlib.contextmanager
+def _precision_in_environment(precision: str) -> Iterator[None]:
+    """`_ACCELERATE_PRECISION` set to `precision` ("no", "bf16" or "fp16") within the block, and as it
+    was after it."""
+    before = os.environ.get(_ACCELERATE_PRECISION)
+    os.environ[_ACCELERATE_PRECISION] = precision
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[_ACCELERATE_PRECISION]
+        else:
+            os.environ[_ACCELERATE_PRECISION] = before
 
 
 def _sampling(group_by_length: bool) -> Dict[str, Any]:

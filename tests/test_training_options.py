@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -265,3 +266,32 @@ def test_held_out_predictions_are_float32_in_the_held_out_examples_order(
     np.testing.assert_allclose(predictions.intent_log_probs[-1], expected, atol=1e-5)
     # The scores that choose the epoch still compare each output with its own example's intent.
     assert scores["eval_accuracy"] == pytest.approx(float(np.mean(expected.argmax(axis=1) == [0, 1] * 12)))
+
+
+def test_the_precision_chosen_is_trained_whatever_accelerates_variable_says(
+    config: Dict[str, Any], tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """accelerate falls back on ACCELERATE_MIXED_PRECISION, which users' accelerate set-ups export and which
+    transformers 4 (Python 3.8 and 3.9) sets to each training's precision, so that a bf16 training made every
+    later float32 one in the same process bf16."""
+    from bert_intent.checkpoints import load_pretrained
+    from bert_intent.encoding import examples
+    from bert_intent.trainer import HeldOutPredictions, KeepBestEpoch, build_trainer
+
+    tokenizer, network = load_pretrained(str(tiny_bert), ["a", "b"], 0)
+    encoded = examples(tokenizer, ["订票", "天气"], ["a", "b"], [0, 1], [[], []], [], 64)[0]
+    options = settings.validate(config)
+
+    def precision_trained(precision: str) -> str:
+        trainer = build_trainer(
+            network, tokenizer, encoded, [], options, torch.device("cpu"), precision, str(tmp_path), KeepBestEpoch(0),
+            HeldOutPredictions(learns_intents=True, learns_entities=False),
+        )
+        return trainer.accelerator.mixed_precision
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    assert [precision_trained("bf16"), precision_trained("no")] == ["bf16", "no"]
+    assert "ACCELERATE_MIXED_PRECISION" not in os.environ
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert precision_trained("no") == "no"
+    assert os.environ["ACCELERATE_MIXED_PRECISION"] == "bf16"  # the user's own, as it was
