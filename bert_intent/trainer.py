@@ -2,12 +2,12 @@
 learning rates, the held-out score of each epoch, keeping the best epoch and stopping early."""
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
+from accelerate.utils import patch_environment
 from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional
 from transformers import EvalPrediction, PreTrainedTokenizerBase, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
@@ -30,11 +30,6 @@ _WARMUP_KEY = "warmup_steps" if TRANSFORMERS_5 else "warmup_ratio"
 # as an improvement: once every example is right it otherwise keeps creeping down by a hair each epoch,
 # and early stopping would never fire.
 MIN_LOSS_IMPROVEMENT = 0.01
-
-# accelerate takes the mixed precision from this variable where it is given none, and both transformers 4
-# and 5 read it for a float32 training; transformers 4 also writes each training's own into it, so a bf16
-# training would turn every later one in the same process into bf16, as would a value the user exported.
-_ACCELERATE_PRECISION = "ACCELERATE_MIXED_PRECISION"
 
 
 def improves(score: float, validation_loss: float, best: Optional[Tuple[float, float]]) -> bool:
@@ -205,8 +200,11 @@ def build_trainer(
     learns_entities = predictions.learns_entities
     steps_per_epoch = schedule.steps_per_epoch(len(train_set), settings)
     tensorboard = settings.report_to == "tensorboard"
-    # accelerate reads the precision when the arguments and the Trainer are made.
-    with _precision_in_environment(precision):
+    # accelerate takes the precision from ACCELERATE_MIXED_PRECISION where it is given none, and transformers
+    # reads it for a float32 training (4 also writes each training's own into it, so a bf16 training made
+    # every later one in the process bf16, as would a value the user exported): it says `precision` while
+    # the arguments and the Trainer are made, and is restored after.
+    with patch_environment(accelerate_mixed_precision=precision):
         arguments = TrainingArguments(
             output_dir=output_dir,
             num_train_epochs=settings.epochs,
@@ -250,21 +248,6 @@ def build_trainer(
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_LossInProgressBar)
     return trainer
-
-
-@contextlib.contextmanager
-def _precision_in_environment(precision: str) -> Iterator[None]:
-    """`_ACCELERATE_PRECISION` set to `precision` ("no", "bf16" or "fp16") within the block, and as it
-    was after it."""
-    before = os.environ.get(_ACCELERATE_PRECISION)
-    os.environ[_ACCELERATE_PRECISION] = precision
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[_ACCELERATE_PRECISION]
-        else:
-            os.environ[_ACCELERATE_PRECISION] = before
 
 
 def _sampling(group_by_length: bool) -> Dict[str, Any]:
