@@ -19,11 +19,11 @@ explanation, a single intent or "none of them" (c_none = 1 - sum c_k):
 P(two) divides what the whole message's confidences give the bot's intents, sum_k c_k(x): the single
 intents get (1 - P(two)) * c_k(x), the joined ones P(two) * sum_k c_k(x) times each joined intent's share
 of the pairs' scores, softmax(alpha * log p_AB(x)), but at most P(two) * p_AB(x): a joined intent is no
-surer than its two parts read alone say. "None of them" keeps at least 1 - sum_k c_k(x), as without
+surer than its two parts read alone. "None of them" keeps at least 1 - sum_k c_k(x), as without
 multi-intents, the single intents keep their order, and a message unlike the training data (gibberish,
-pasted logs) stays unknown however its parts or the decision score. The entities of a message read as two average the
-whole message's tag probabilities with those of its two parts read alone at the chosen split point, moved
-to the edge of a word it would cut (`entity_cut`).
+pasted logs) stays unknown however its parts score. The entities of a message read as two average the
+whole message's tag probabilities with those of its two parts read alone at the chosen split point,
+moved to the edge of a word it would cut (`entity_cut`).
 
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
@@ -201,8 +201,7 @@ def shares(single: np.ndarray, log_joined: np.ndarray, decision: Decision) -> np
     highest = np.max(sharpened, axis=1, keepdims=True, initial=-np.inf)
     which = np.exp(sharpened - np.where(np.isfinite(highest), highest, 0.0))
     which = which / np.maximum(which.sum(axis=1, keepdims=True), _LEAST_CONFIDENCE)
-    in_scope = single.sum(axis=1, keepdims=True)
-    supported = np.minimum(in_scope * which, np.exp(log_joined))  # what the parts read alone support
+    supported = np.minimum(single.sum(axis=1, keepdims=True) * which, np.exp(log_joined))  # by the parts alone
     return np.concatenate([(1 - two)[:, None] * single, two[:, None] * supported], axis=1)
 
 

@@ -200,6 +200,12 @@ def build_trainer(
     learns_entities = predictions.learns_entities
     steps_per_epoch = schedule.steps_per_epoch(len(train_set), settings)
     tensorboard = settings.report_to == "tensorboard"
+    callbacks: List[Any] = [best_epoch]
+    if tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings.report_dir) / "tensorboard"))))
+    train_labels = [example["labels"] for example in train_set]
     # accelerate takes the precision from ACCELERATE_MIXED_PRECISION where it is given none, and transformers
     # reads it for a float32 training (4 also writes each training's own into it, so a bf16 training made
     # every later one in the process bf16, as would a value the user exported): it says `precision` while
@@ -228,12 +234,6 @@ def build_trainer(
             report_to="none" if tensorboard else settings.report_to,
             label_names=["labels", "entity_tags"] if learns_entities else ["labels"],
         )
-        callbacks: List[Any] = [best_epoch]
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            callbacks.append(TensorBoardCallback(SummaryWriter(str(Path(settings.report_dir) / "tensorboard"))))
-        train_labels = [example["labels"] for example in train_set]
         trainer = _IntentTrainer(
             model=network,
             args=arguments,
