@@ -19,9 +19,10 @@ with `rasa train nlu` in a fresh subprocess and scores the test split through `A
   read as YAML), to measure a setting's default side by side with today's.
 
 For `defaults`, each part of the network is also read alone on the same test messages
-(`bert_intent.parts`): the encoder head, the n-gram head and the served model, with the weights and
-the epoch training chose (`best epoch / planned`), and per draw how far the served model is from the
-better of the two heads (#18's property: at least -0.010), read by accuracy and by the per-intent mean.
+(`bert_intent.parts`): the encoder head, the n-gram head, both combined (before the confidences'
+familiarity and nearness) and the served model, with the weights and the epoch training chose (`best
+epoch / planned`), and per draw how far the served model is from the better of the two heads (#18's
+property: at least -0.010), read by accuracy and by the per-intent mean.
 
 Datasets: `cais` (../shared/datasets/cais: train.csv / test.csv; test messages of intents absent from
 a draw are left out) and `bot` (example_bot/data/nlu.yml / example_bot/tests/nlu_test.yml). The table
@@ -182,8 +183,7 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
     }
 
 
-PARTS = ("encoder", "ngrams", "served")
-PART_COLUMNS = (*PARTS, "encoder_weight", "ngram_weight", "best_epoch", "epochs")
+PARTS = ("encoder", "ngrams", "combined", "served")
 
 
 def read_parts(archive: Path, scratch: str, test: Examples) -> Dict[str, float]:
@@ -205,14 +205,14 @@ def parts_cell(runs: List[Dict[str, object]]) -> str:
     """Medians of each part's accuracy, the weights and the epochs kept of those planned, per draw."""
     if "encoder" not in runs[0]:
         return ""
-    median = {key: statistics.median(run[key] for run in runs) for key in PART_COLUMNS[:5]}
+    median = {key: statistics.median(run[key] for run in runs) for key in (*PARTS, "encoder_weight", "ngram_weight")}
     epochs = ",".join(f"{run['best_epoch']}/{run['epochs']}" for run in runs)
-    per_draw = ", ".join(f"{run['encoder']:.3f}/{run['ngrams']:.3f}/{run['served']:.3f}" for run in runs)
+    per_draw = ", ".join("/".join(f"{run[part]:.3f}" for part in PARTS) for run in runs)
     per_intent = ", ".join("/".join(f"{run[f'{part}_per_intent']:.3f}" for part in PARTS) for run in runs)
     margins = ", ".join(f"{margin(run, ''):+.3f}/{margin(run, '_per_intent'):+.3f}" for run in runs)
-    return (f"  parts: encoder {median['encoder']:.3f} n-grams {median['ngrams']:.3f} served {median['served']:.3f}"
-            f" weights {median['encoder_weight']:.2f}/{median['ngram_weight']:.2f} epochs {epochs}"
-            f" (per draw encoder/n-grams/served: {per_draw}; per-intent mean: {per_intent};"
+    return (f"  parts: encoder {median['encoder']:.3f} n-grams {median['ngrams']:.3f} combined {median['combined']:.3f}"
+            f" served {median['served']:.3f} weights {median['encoder_weight']:.2f}/{median['ngram_weight']:.2f} epochs {epochs}"
+            f" (per draw encoder/n-grams/combined/served: {per_draw}; per-intent mean: {per_intent};"
             f" served - better head, accuracy/per-intent mean: {margins})")
 
 

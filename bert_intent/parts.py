@@ -4,11 +4,12 @@
 
 reads the BertIntentClassifier from a Rasa model archive, classifies the test file's messages (those of
 intents the model does not know, and of multi-intents, which no single part scores, are skipped and
-counted) and prints the intent accuracy of the encoder head alone, the n-gram head alone and the served
-model, each also as the mean of its per-intent accuracies (every intent counted equally, however many
-test messages it has), with the weights training chose. The last line is a JSON object
-with the keys `encoder`, `ngrams`, `served`, `per_intent_mean`, `messages`, `skipped`, `intent_weights`,
-`tag_weights` and `calibration`.
+counted) and prints the intent accuracy of the encoder head alone, the n-gram head alone, both heads
+combined with the weights training chose (the closed set, before the confidences' familiarity and
+nearness) and the served model, each also as the mean of its per-intent accuracies (every intent
+counted equally, however many test messages it has), with the weights training chose. The last line is
+a JSON object with the keys `encoder`, `ngrams`, `combined`, `served`, `per_intent_mean`, `messages`,
+`skipped`, `intent_weights`, `tag_weights` and `calibration`.
 """
 
 import argparse
@@ -42,7 +43,8 @@ def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -
         )
         truth = np.array([model.labels.index(intent) for _, intent in known])
         predicted = {part: outputs[name].argmax(axis=-1) for part, name in
-                     (("encoder", "encoder_log_probs"), ("ngrams", "ngram_log_probs"), ("served", "confidences"))}
+                     (("encoder", "encoder_log_probs"), ("ngrams", "ngram_log_probs"), ("combined", "logits"),
+                      ("served", "confidences"))}
         result.update({part: float(np.mean(predicted[part] == truth)) for part in predicted})
         result["per_intent_mean"] = {part: per_intent_mean(truth, predicted[part]) for part in predicted}
     return {
@@ -131,7 +133,8 @@ def report(result: Dict[str, Any]) -> List[str]:
     if result["messages"]:
         lines += [f"{'part':<20} accuracy  per-intent mean"] + [
             f"{label:<20} {result[part]:.3f}     {result['per_intent_mean'][part]:.3f}"
-            for part, label in (("encoder", "encoder head alone"), ("ngrams", "n-gram head alone"), ("served", "served"))
+            for part, label in (("encoder", "encoder head alone"), ("ngrams", "n-gram head alone"),
+                                ("combined", "heads combined"), ("served", "served"))
         ]
     lines.append(
         f"Weights chosen in training: intents: encoder {intents['encoder']:.3f}, n-grams {intents['ngrams']:.3f} "

@@ -94,7 +94,8 @@ def test_the_parts_command_reports_each_part_of_a_trained_archive(project: Path)
     assert result.returncode == 0, result.stderr
     assert "encoder head alone" in result.stdout and "Weights chosen in training" in result.stdout
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {"encoder", "ngrams", "served"} <= set(summary) and set(summary["per_intent_mean"]) == {"encoder", "ngrams", "served"}
+    parts = {"encoder", "ngrams", "combined", "served"}
+    assert parts <= set(summary) and set(summary["per_intent_mean"]) == parts
     assert summary["skipped"] == 1 and summary["messages"] == sum(map(len, HELD_OUT.values()))
     assert summary["served"] >= 0.8
     missing = subprocess.run([sys.executable, "-m", "bert_intent.parts", "nothing.tar.gz", "tests/nlu.yml"],
