@@ -5,11 +5,11 @@
 reads the BertIntentClassifier from a Rasa model archive, classifies the test file's messages (those of
 intents the model does not know, and of multi-intents, which no single part scores, are skipped and
 counted) and prints the intent accuracy of the encoder head alone, the n-gram head alone, both heads
-combined with the weights training chose (the closed set, before the confidences' familiarity and
-nearness) and the served model, each also as the mean of its per-intent accuracies (every intent
-counted equally, however many test messages it has), with the weights training chose. The last line is
-a JSON object with the keys `encoder`, `ngrams`, `combined`, `served`, `per_intent_mean`, `messages`,
-`skipped`, `intent_weights`, `tag_weights` and `calibration`.
+combined (the closed set, before the confidences' familiarity and nearness) and the served model, each
+also as the mean of its per-intent accuracies (every intent counted equally, however many test messages
+it has), with the weights training chose. The last line is a JSON object with the keys `encoder`,
+`ngrams`, `combined`, `served`, `per_intent_mean`, `messages`, `skipped`, `intent_weights`, `tag_weights`
+and `calibration`.
 """
 
 import argparse
