@@ -28,6 +28,14 @@ from bert_intent.errors import BertIntentError
 from bert_intent.model import IntentModel
 from bert_intent.model_files import METADATA_FILE
 
+# Each part the intents are read from: the network's output that scores them, and its line in the report.
+INTENT_PARTS = {
+    "encoder": ("encoder_log_probs", "encoder head alone"),
+    "ngrams": ("ngram_log_probs", "n-gram head alone"),
+    "combined": ("logits", "heads combined"),
+    "served": ("confidences", "served"),
+}
+
 
 def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -> Dict[str, Any]:
     """Intent accuracy of each part on the messages of intents `model` knows (a torch-loaded or
@@ -42,9 +50,7 @@ def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -
             model.network, model.tokenizer, [text for text, _ in known], model.settings.max_length, model.settings.batch_size
         )
         truth = np.array([model.labels.index(intent) for _, intent in known])
-        predicted = {part: outputs[name].argmax(axis=-1) for part, name in
-                     (("encoder", "encoder_log_probs"), ("ngrams", "ngram_log_probs"), ("combined", "logits"),
-                      ("served", "confidences"))}
+        predicted = {part: outputs[output].argmax(axis=-1) for part, (output, _) in INTENT_PARTS.items()}
         result.update({part: float(np.mean(predicted[part] == truth)) for part in predicted})
         result["per_intent_mean"] = {part: per_intent_mean(truth, predicted[part]) for part in predicted}
     return {
@@ -133,8 +139,7 @@ def report(result: Dict[str, Any]) -> List[str]:
     if result["messages"]:
         lines += [f"{'part':<20} accuracy  per-intent mean"] + [
             f"{label:<20} {result[part]:.3f}     {result['per_intent_mean'][part]:.3f}"
-            for part, label in (("encoder", "encoder head alone"), ("ngrams", "n-gram head alone"),
-                                ("combined", "heads combined"), ("served", "served"))
+            for part, (_, label) in INTENT_PARTS.items()
         ]
     lines.append(
         f"Weights chosen in training: intents: encoder {intents['encoder']:.3f}, n-grams {intents['ngrams']:.3f} "
