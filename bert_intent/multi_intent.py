@@ -181,9 +181,7 @@ def log_part_scores(
     split = [row for row, row_points in enumerate(points) if row_points] if len(joined) else []
     if not split:
         return scores, cuts
-    parts = [
-        [texts[row][:cut] for cut in points[row]] + [texts[row][cut:] for cut in points[row]] for row in split
-    ]
+    parts = [[texts[row][:cut] for cut in points[row]] + [texts[row][cut:] for cut in points[row]] for row in split]
     read = confidences_of([part for message in parts for part in message])
     ends = np.cumsum([len(message) for message in parts])[:-1]
     for row, confidences in zip(split, np.split(read, ends)):
