@@ -100,6 +100,7 @@ def test_a_conversation_answers_chinese_rephrases_gibberish_leaves_forms_and_ans
     def say(message: str, *replies: str) -> None:
         """Send `message` and find each reply pattern, in turn, in what the bot answers."""
         answer = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": "journey", "message": message}, timeout=60)
+        answer.raise_for_status()
         text = "\n".join(reply.get("text", "") for reply in answer.json())
         position = 0
         for reply in replies:
