@@ -115,6 +115,7 @@ KEYS: Dict[str, _Key] = {
     ),
     "dropout": _Key(None, "null (the checkpoint's own) or a number in [0, 1)", _fraction),
     "label_smoothing": _Key(0.0, "a number in [0, 1)", _fraction),
+    "contrastive_weight": _Key(0.0, "a number >= 0 (0: no supervised contrastive term)", _non_negative_float),
     "class_weights": _Key("balanced", f"one of {', '.join(CLASS_WEIGHTS)}", _one_of(CLASS_WEIGHTS)),
     "gradient_accumulation_steps": _Key(1, "a positive integer", _int_at_least(1)),
     "gradient_checkpointing": _Key(False, "true or false", _bool),
@@ -169,6 +170,7 @@ class Settings:
     group_by_length: bool
     dropout: Optional[float]
     label_smoothing: float
+    contrastive_weight: float
     class_weights: str
     gradient_accumulation_steps: int
     gradient_checkpointing: bool

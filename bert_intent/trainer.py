@@ -14,6 +14,7 @@ from transformers import EvalPrediction, PreTrainedTokenizerBase, ProgressCallba
 from transformers.integrations import TensorBoardCallback
 
 from bert_intent import entities, schedule
+from bert_intent.contrastive import supervised_contrastive
 from bert_intent.checkpoints import TRANSFORMERS_5
 from bert_intent.encoding import PadWithTags
 from bert_intent.layers import parameter_groups
@@ -44,7 +45,8 @@ def improves(score: float, validation_loss: float, best: Optional[Tuple[float, f
 
 class _IntentTrainer(Trainer):
     """Trainer of the encoder and its heads: class-weighted, label-smoothed cross-entropy of the intent
-    plus the cross-entropy of the entity tags (as in JointBERT), and layer-wise learning rates."""
+    (with `contrastive_weight`, plus a supervised contrastive term on the representation) plus the
+    cross-entropy of the entity tags (as in JointBERT), and layer-wise learning rates."""
 
     def __init__(
         self, *args: Any, class_weights: Optional[torch.Tensor], settings: Settings, **kwargs: Any
@@ -52,6 +54,7 @@ class _IntentTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self._class_weights = class_weights
         self._label_smoothing = settings.label_smoothing
+        self._contrastive_weight = settings.contrastive_weight
         self._layer_decay = settings.layerwise_lr_decay
         self._learns_intents = settings.intent_classification
 
@@ -66,6 +69,8 @@ class _IntentTrainer(Trainer):
         loss = logits.new_zeros(())
         if self._learns_intents:
             loss = functional.cross_entropy(logits, inputs["labels"], weight=weights, label_smoothing=self._label_smoothing)
+            if self._contrastive_weight and model.training:
+                loss = loss + self._contrastive_weight * supervised_contrastive(outputs.representation, inputs["labels"])
         if "entity_tags" in inputs:
             tag_logits = outputs.encoder_tag_log_probs
             loss = loss + functional.cross_entropy(
