@@ -14,8 +14,8 @@ from transformers import EvalPrediction, PreTrainedTokenizerBase, ProgressCallba
 from transformers.integrations import TensorBoardCallback
 
 from bert_intent import entities, schedule
-from bert_intent.contrastive import supervised_contrastive
 from bert_intent.checkpoints import TRANSFORMERS_5
+from bert_intent.contrastive import supervised_contrastive
 from bert_intent.encoding import PadWithTags
 from bert_intent.layers import parameter_groups
 from bert_intent.network import IntentNetwork, IntentOutput
