@@ -13,7 +13,7 @@ from transformers import AutoModel
 
 from bert_intent import settings
 from bert_intent.confidence import Calibration
-from bert_intent.held_out import split
+from bert_intent.held_out import outputs, split
 from bert_intent.layers import parameter_groups
 from bert_intent.model import IntentModel
 from bert_intent.training import fine_tune
@@ -303,7 +303,7 @@ def test_the_contrastive_term_draws_each_intents_messages_together(config: Dict[
     labels = np.array([sorted(set(intents)).index(intent) for intent in intents])
 
     def within_minus_between(model: IntentModel) -> float:
-        representation = head_log_probabilities(model, texts, "representation")
+        representation = outputs(model.network, model.tokenizer, texts, model.settings.max_length, model.settings.batch_size)["representation"]
         cosine = representation @ representation.T
         same = labels[:, None] == labels[None, :]
         np.fill_diagonal(same, False)
