@@ -10,10 +10,17 @@ The weights are the ones under which held-out examples (messages for intents, to
 least log loss. A weak Gaussian prior on their logarithms keeps a fit on a handful of examples near
 the prior values, which the data overrides as soon as it disagrees: a strong encoder on a bot where
 word order decides gets a large weight, a weak one beside good keywords a small one.
+
+Where the held-out examples cannot tell how far to go (an encoder right and sure on every one of them
+leaves its weight anywhere above a point), the prior decides alone. So the intents' prior is itself
+chosen, between one head ten times surer than right and the other as trained, either way round: the one
+under which the held-out examples are most probable (the larger evidence, empirical Bayes). The
+encoder's confident errors keep the stand-in's prior; an encoder that makes none gets the mirror one.
 """
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -44,9 +51,11 @@ class Combination:
         return cls(**values)
 
 
-# Priors, used as they are when there is nothing held out. The encoder's: what the pretrained stand-in
-# needed on the example bot at 10 examples per intent (a fine-tuned encoder is far surer than right).
+# Priors, the first of each used as it is when there is nothing held out. The intents' first: what the
+# pretrained stand-in needed on the example bot at 10 examples per intent (a fine-tuned encoder is far
+# surer than right); the second, its mirror image (n-grams that cannot see what decides).
 INTENT_PRIOR = Combination(encoder=0.1, ngrams=1.0)
+INTENT_PRIORS = (INTENT_PRIOR, Combination(encoder=1.0, ngrams=0.1))
 TAG_PRIOR = Combination(encoder=0.5, ngrams=1.0)
 
 
@@ -55,22 +64,33 @@ def combine(encoder_log_probs: torch.Tensor, ngram_log_probs: torch.Tensor, weig
     return functional.log_softmax(weights[0] * encoder_log_probs + weights[1] * ngram_log_probs, dim=-1)
 
 
-def fit(encoder_log_probs: np.ndarray, ngram_log_probs: np.ndarray, targets: np.ndarray, prior: Combination) -> Combination:
+def fit(encoder_log_probs: np.ndarray, ngram_log_probs: np.ndarray, targets: np.ndarray, priors: Sequence[Combination]) -> Combination:
     """The weights of least log loss on held-out rows ((rows, classes) log-probabilities of each head
-    and the true class of each row), under the prior; the prior itself without rows."""
+    and the true class of each row), under whichever of `priors` makes the rows most probable; the first
+    prior itself without rows."""
     if len(targets) == 0:
-        return prior
+        return priors[0]
     encoder = torch.as_tensor(encoder_log_probs, dtype=torch.float64)
     ngrams = torch.as_tensor(ngram_log_probs, dtype=torch.float64)
     target = torch.as_tensor(targets, dtype=torch.long)
+    log_weights, _ = max((_fit_under(prior, encoder, ngrams, target) for prior in priors), key=lambda fitted: fitted[1])
+    encoder_weight, ngram_weight = log_weights.exp().tolist()
+    return Combination(float(encoder_weight), float(ngram_weight), len(targets))
+
+
+def _fit_under(prior: Combination, encoder: torch.Tensor, ngrams: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, float]:
+    """The log-weights of least penalised log loss under `prior`, and the log evidence of the rows under
+    it in Laplace's approximation (up to a constant that is the same for every prior)."""
     prior_logs = torch.log(torch.tensor([prior.encoder, prior.ngrams], dtype=torch.float64))
 
     def loss(log_weights: torch.Tensor) -> torch.Tensor:
         log_loss = functional.nll_loss(combine(encoder, ngrams, log_weights.exp()), target, reduction="sum")
         return log_loss + ((log_weights - prior_logs) / PRIOR_SCALE).square().sum() / 2
 
-    encoder_weight, ngram_weight = minimise(loss, prior_logs).exp().tolist()
-    return Combination(float(encoder_weight), float(ngram_weight), len(targets))
+    log_weights = minimise(loss, prior_logs)
+    curvature = torch.autograd.functional.hessian(loss, log_weights)
+    log_evidence = float(-loss(log_weights) - torch.logdet(curvature) / 2)
+    return log_weights, log_evidence if math.isfinite(log_evidence) else -math.inf
 
 
 def minimise(loss: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor) -> torch.Tensor:

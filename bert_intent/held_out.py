@@ -128,7 +128,11 @@ def fit(
         cross_fitted = cross_fit.cross_fitted(encoder_log_probs_by_epoch, intent_ids)
         encoder_for_weights = held_out["encoder_log_probs"] if cross_fitted is None else cross_fitted
         if settings.intent_classification and network.config.num_labels > 1:
-            fitted.intents = combination.fit(encoder_for_weights, held_out["ngram_log_probs"], intent_ids, combination.INTENT_PRIOR)
+            # The mirror prior is trusted only where every intent was checked: an intent with nothing
+            # held out (too few examples) would follow an encoder nobody saw on it.
+            every_intent_held_out = len(np.unique(intent_ids)) == network.config.num_labels
+            priors = combination.INTENT_PRIORS if every_intent_held_out else combination.INTENT_PRIORS[:1]
+            fitted.intents = combination.fit(encoder_for_weights, held_out["ngram_log_probs"], intent_ids, priors)
         if tags:
             fitted.tags, fitted.transition_weight, tag_parts = _fit_tags(held_out, tags, tag_transitions)
             fitted.parts.update(tag_parts)
@@ -185,7 +189,7 @@ def _fit_tags(
         np.concatenate([log_probs[keep] for log_probs, keep in zip(held_out[name], kept)])
         for name in ("encoder_tag_log_probs", "ngram_tag_log_probs")
     )
-    weights = combination.fit(encoder, ngrams, targets, combination.TAG_PRIOR)
+    weights = combination.fit(encoder, ngrams, targets, (combination.TAG_PRIOR,))
     span_f1 = lambda name: entities.span_f1(tags, [log_probs.argmax(axis=-1) for log_probs in held_out[name]])  # noqa: E731
     combined = [
         combination.combine(torch.from_numpy(encoder_row), torch.from_numpy(ngram_row), weights.weights()).numpy()
