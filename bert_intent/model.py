@@ -13,7 +13,7 @@ import onnxruntime
 import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
-from bert_intent import combination, entities, multi_intent, onnx_network
+from bert_intent import combination, entities, multi_intent, onnx_network, wordless
 from bert_intent.combination import Combination
 from bert_intent.confidence import Calibration
 from bert_intent.encoding import WORD_CONTINUES, WORD_NGRAM_PRESENT, WORD_NGRAM_SPANS, WORD_NGRAMS, batches_by_length
@@ -56,8 +56,8 @@ class _Run:
     """One network run: per text, the intent confidences and its tags' `Reading` (tokens' character
     offsets, tag probabilities, tokens that continue a word); for texts read in parts, each one's split
     `points` and its parts' confidences (before each point, then after each, then rows of parts that
-    read nothing); whether each text has a token the vocabulary can read (without one, its confidences
-    are 0 and it has no entities)."""
+    read nothing); whether each text has something to read: a token the vocabulary knows and a word or
+    a taught mark (`wordless.py`; without both, its confidences are 0 and it has no entities)."""
 
     confidences: np.ndarray
     tag_probabilities: np.ndarray
@@ -92,6 +92,7 @@ class IntentModel:
         decision: Decision = Decision(),
         whole_words: bool = False,
         tag_transitions: Optional[np.ndarray] = None,
+        wordless_marks: str = "",
     ) -> None:
         if network is None and session is None and (len(labels) != 1 or entity_types):
             raise ValueError("A network or an ONNX session is needed to choose between several labels or find entities.")
@@ -116,6 +117,8 @@ class IntentModel:
         self.whole_words = whole_words
         # Scores (previous tag x tag) the entity decoding adds: the training tags' transitions, weighted.
         self.tag_transitions = tag_transitions
+        # The marks a message without a word may be made of and still be read (`wordless.taught_marks`).
+        self.wordless_marks = wordless_marks
         if self.network is not None:
             self.network.configure(*combinations, calibration)
 
@@ -128,8 +131,9 @@ class IntentModel:
         """Calibrated intent confidences and the entities of each text. A row of confidences sums to
         less than 1: the rest is "none of them", large when the text is unlike the training examples
         (see `confidence.py`)."""
-        if self.network is None and self.session is None:  # a single label without entity types
-            return Predictions(np.ones((len(texts), 1), dtype=np.float32), [[] for _ in texts])
+        if self.network is None and self.session is None:  # a single label without entity types: sure of any word
+            said = wordless.says_something([valid_unicode(text) for text in texts], self.wordless_marks)
+            return Predictions(said[:, None].astype(np.float32), [[] for _ in texts])
         texts = [valid_unicode(text) for text in texts]
         scores = self._scores(texts)
         confidences, readings = scores.confidences, scores.readings
@@ -218,8 +222,9 @@ class IntentModel:
                 outputs = self.network(**tensors, part_mask=torch.from_numpy(part_mask).to(self.network.device))
             confidences = outputs.confidences.float().cpu().numpy()
             tag_probabilities = outputs.tag_probabilities.float().cpu().numpy()
-        # Nothing the vocabulary can read (only unknown tokens, e.g. emoji it lacks): no intent, all "none of them".
-        readable = self._readable(inputs["input_ids"], mask)
+        # Nothing the vocabulary can read (only unknown tokens, e.g. emoji it lacks), or no word (？？？, 😂)
+        # unless the bot's examples taught its marks: no intent, all "none of them".
+        readable = self._readable(inputs["input_ids"], mask) & wordless.says_something(texts, self.wordless_marks)
         confidences[~readable] = 0.0
         return _Run(confidences[:, 0], tag_probabilities, offsets, continues, points, confidences[:, 1:], readable)
 
@@ -243,6 +248,7 @@ class IntentModel:
             "multi_intent": self.decision.to_dict(),
             "whole_word_entities": self.whole_words,
             "tag_transitions": None if self.tag_transitions is None else self.tag_transitions.tolist(),
+            "wordless_marks": self.wordless_marks,
         }
         if self.network is not None or self.session is not None:
             if self.network is None:
@@ -282,6 +288,7 @@ class IntentModel:
                 decision=Decision.from_dict(metadata.get("multi_intent", {})),
                 whole_words=bool(metadata.get("whole_word_entities", False)),
                 tag_transitions=_tag_transitions(metadata.get("tag_transitions"), entities.tag_count(entity_types)),
+                wordless_marks=str(metadata.get("wordless_marks", "")),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ModelLoadError(
@@ -293,7 +300,10 @@ class IntentModel:
                 "the model was saved by another version of bert-intent. Retrain it with `rasa train`."
             )
         if len(labels) == 1 and not entity_types:
-            return cls(labels, settings, summary=fitted["summary"], calibration=fitted["calibration"])
+            return cls(
+                labels, settings, summary=fitted["summary"], calibration=fitted["calibration"],
+                wordless_marks=fitted["wordless_marks"],
+            )
         network_file = required(directory / NETWORK_FILE)
         load_segmenter()
         tokenizer = read(

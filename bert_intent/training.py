@@ -14,7 +14,7 @@ import torch
 import transformers
 from transformers import PreTrainedTokenizerBase
 
-from bert_intent import checkpoints, encoding, entities, held_out, multi_intent, schedule
+from bert_intent import checkpoints, encoding, entities, held_out, multi_intent, schedule, wordless
 from bert_intent.encoding import PadWithTags, valid_unicode
 from bert_intent.entities import EntityType
 from bert_intent.errors import BertIntentError, ConfigError
@@ -71,6 +71,7 @@ def _fine_tune(
             f"Training example {not_text} (intent '{intents[not_text]}') is {texts[not_text]!r}, not text."
         )
     texts = [valid_unicode(text) for text in texts]
+    marks = wordless.taught_marks(texts)
     annotations = list(annotations) or [[] for _ in texts]
     joined = multi_intent.joined_intents(intents, settings.intent_split_symbol)[0] if settings.intent_classification else []
     joined_names = {intent.name for intent in joined}
@@ -82,7 +83,7 @@ def _fine_tune(
     if start_from is not None and (start_from.labels, start_from.entity_types) != (labels, types):
         raise BertIntentError(_changed_labels_message(start_from, labels, types))
     if len(labels) == 1 and not types:
-        return IntentModel(labels, settings)
+        return IntentModel(labels, settings, wordless_marks=marks)
 
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.mixed_precision, device)
@@ -145,7 +146,7 @@ def _fine_tune(
     scoring = IntentModel(
         labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
         combinations=(fitted.intents, fitted.tags), joined=joined, whole_words=whole_words,
-        tag_transitions=tag_transitions,
+        tag_transitions=tag_transitions, wordless_marks=marks,
     )
     decision = multi_intent.fit_on_held_out(
         scoring.single_and_pair_scores, labels, joined, [(texts[index], intents[index]) for index in validation_indices],
@@ -162,7 +163,7 @@ def _fine_tune(
     model = IntentModel(
         labels, settings, tokenizer, network, calibration=fitted.calibration, entity_types=types,
         combinations=(fitted.intents, fitted.tags), joined=joined, decision=decision, whole_words=whole_words,
-        tag_transitions=tag_transitions,
+        tag_transitions=tag_transitions, wordless_marks=marks,
     )
     # The threshold is not part of what the network applies: setting it leaves the model's scores as they are.
     model.calibration, gibberish_confidences = held_out.checked_against_served(fitted, model.confidences, settings)

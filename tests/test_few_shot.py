@@ -5,6 +5,7 @@ from typing import Dict, List
 
 import numpy as np
 import pytest
+import torch
 
 from bert_intent import settings
 from bert_intent.model import IntentModel
@@ -31,6 +32,24 @@ def test_four_intents_with_ten_examples_each_learn_with_only_model_name_set(tiny
     assert accuracy(model, {intent: HELD_OUT[intent] for intent in intents}) >= 0.75  # chance is 0.25
 
 
-def test_the_pretrained_stand_in_fine_tunes_far_above_chance_from_ten_examples(proxy_checkpoint: Path) -> None:
-    model = fine_tune(*pairs(ten_per_intent(list(TRAIN))), settings.validate({"model_name": str(proxy_checkpoint), "device": "cpu"}))
-    assert accuracy(model, HELD_OUT) >= 0.8  # chance is 0.2
+@pytest.fixture(scope="module")
+def stand_in(proxy_checkpoint: Path) -> IntentModel:
+    """The stand-in fine-tuned on ten examples per intent, and a music example without a word: ♪."""
+    data = ten_per_intent(list(TRAIN))
+    data["music"] = data["music"] + ["♪"]
+    return fine_tune(*pairs(data), settings.validate({"model_name": str(proxy_checkpoint), "device": "cpu"}))
+
+
+def test_the_pretrained_stand_in_fine_tunes_far_above_chance_from_ten_examples(stand_in: IntentModel) -> None:
+    assert accuracy(stand_in, HELD_OUT) >= 0.8  # chance is 0.2
+
+
+def test_a_message_without_a_word_is_none_of_them_unless_the_bot_taught_its_marks(
+    stand_in: IntentModel, tmp_path: Path
+) -> None:
+    stand_in.save(tmp_path)
+    unsaid, said = ["？？？", "。。。", "😂", "☺", "♪？"], ["♪♪", "放首歌！"]  # the vocabulary reads every mark here
+    for model in (stand_in, IntentModel.load(tmp_path, torch.device("cpu"), "onnx")):
+        confidences = model.confidences(unsaid + said)
+        assert not confidences[: len(unsaid)].any()
+        assert confidences[len(unsaid):].sum(axis=1).min() > 0

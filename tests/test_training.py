@@ -120,7 +120,7 @@ def test_max_length_above_the_checkpoint_limit_is_capped(config: Dict[str, Any])
 def test_a_single_intent_needs_no_network(config: Dict[str, Any], tmp_path: Path) -> None:
     model = fine_tune(["你好", "您好"], ["greet", "greet"], config.replace(model_name="never-loaded/model"))
     assert model.network is None
-    np.testing.assert_array_equal(model.confidences(["随便什么", "x"]), [[1.0], [1.0]])
+    np.testing.assert_array_equal(model.confidences(["随便什么", "x", "？？"]), [[1.0], [1.0], [0.0]])
     model.save(tmp_path)
     assert IntentModel.load(tmp_path, torch.device("cpu"), "onnx").labels == ["greet"]
 
