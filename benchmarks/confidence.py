@@ -78,8 +78,7 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
 
         parsed = {part: asyncio.run(parse(job[part])) for part in ("in_scope", "out_of_scope", "gibberish", *NONSENSE_KINDS)}
         in_scope = list(zip(job["in_scope"], job["in_scope_intents"]))
-        served = [name for name, _ in parsed["in_scope"]]
-        model_parts = read_parts(Path(model), scratch, in_scope, served) if job["system"] in ("ours", "options") else {}
+        model_parts = read_parts(Path(model), scratch, in_scope) if job["system"] in ("ours", "options") else {}
         return {**parsed, "recommended_threshold": _recommended_threshold(Path(model)), "parts": model_parts}
 
 

@@ -22,10 +22,7 @@ For `defaults`, each part of the network is also read alone on the same test mes
 (`bert_intent.parts`): the encoder head, the n-gram head, both combined (before the confidences'
 familiarity and nearness) and the served model, with the weights and the epoch training chose (`best
 epoch / planned`), and per draw how far the served model is from the better of the two heads (#18's
-property: at least -0.010), read by accuracy and by the per-intent mean. `bert_intent.parts`' served
-model is the network's single intents; the last margin reads the intent Rasa serves instead (through
-`Agent.parse_message`, on the same single-intent messages), where a message read as two requests or as
-none of them counts as wrong.
+property: at least -0.010), read by accuracy and by the per-intent mean.
 
 Datasets: `cais` (../shared/datasets/cais: train.csv / test.csv; test messages of intents absent from
 a draw are left out) and `bot` (example_bot/data/nlu.yml / example_bot/tests/nlu_test.yml). The table
@@ -174,7 +171,7 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
         known = sorted({intent for _, intent in job["train"]})
         test = [(text, intent) for text, intent in job["test"] if intent in known]
         predicted = asyncio.run(predict([text for text, _ in test]))
-        model_parts = read_parts(Path(model), scratch, test, predicted) if job.get("parts") else {}
+        model_parts = read_parts(Path(model), scratch, test) if job.get("parts") else {}
     gold = [intent for _, intent in test]
     return {
         "accuracy": accuracy_score(gold, predicted),
@@ -189,17 +186,14 @@ def worker(job: Dict[str, object]) -> Dict[str, object]:
 PARTS = ("encoder", "ngrams", "combined", "served")
 
 
-def read_parts(archive: Path, scratch: str, test: Examples, predicted: List[str]) -> Dict[str, float]:
-    """Each part's intent accuracy on `test` (`bert_intent.parts`), the weights and the epoch training chose,
-    and (`rasa_served`) the accuracy of Rasa's `predicted` intents on the same messages (those of single intents)."""
+def read_parts(archive: Path, scratch: str, test: Examples) -> Dict[str, float]:
+    """Each part's intent accuracy on `test` (`bert_intent.parts`), the weights and the epoch training chose."""
     from bert_intent import parts
 
     with tempfile.TemporaryDirectory(dir=scratch) as unpacked:
         model = parts.load_from_archive(archive, Path(unpacked))
     result = parts.evaluate(model, [text for text, _ in test], [intent for _, intent in test])
-    scored = [name == intent for (_, intent), name in zip(test, predicted) if intent in model.labels]
     return {
-        "rasa_served": sum(scored) / len(scored) if scored else float("nan"),
         **{part: result[part] for part in PARTS},
         **{f"{part}_per_intent": result["per_intent_mean"][part] for part in PARTS},
         "encoder_weight": result["intent_weights"]["encoder"], "ngram_weight": result["intent_weights"]["ngrams"],
@@ -216,17 +210,14 @@ def parts_cell(runs: List[Dict[str, object]]) -> str:
     per_draw = ", ".join("/".join(f"{run[part]:.3f}" for part in PARTS) for run in runs)
     per_intent = ", ".join("/".join(f"{run[f'{part}_per_intent']:.3f}" for part in PARTS) for run in runs)
     margins = ", ".join(f"{margin(run, ''):+.3f}/{margin(run, '_per_intent'):+.3f}" for run in runs)
-    as_rasa = ", ".join(f"{run['rasa_served'] - max(run['encoder'], run['ngrams']):+.3f}" for run in runs if "rasa_served" in run)
     return (f"  parts: encoder {median['encoder']:.3f} n-grams {median['ngrams']:.3f} combined {median['combined']:.3f}"
             f" served {median['served']:.3f} weights {median['encoder_weight']:.2f}/{median['ngram_weight']:.2f} epochs {epochs}"
             f" (per draw encoder/n-grams/combined/served: {per_draw}; per-intent mean: {per_intent};"
-            f" served - better head, accuracy/per-intent mean: {margins};"
-            f" the intent Rasa serves (multi-intents and all) - better head, accuracy: {as_rasa or 'n/a'})")
+            f" served - better head, accuracy/per-intent mean: {margins})")
 
 
 def margin(run: Dict[str, object], reading: str) -> float:
-    """The served network's score less the better head's, by accuracy (`reading` "") or the per-intent mean
-    (`bert_intent.parts`' served: the single intents' confidences, before multi-intents are decided)."""
+    """The served model's score less the better head's, by accuracy (`reading` "") or the per-intent mean."""
     return run[f"served{reading}"] - max(run[f"encoder{reading}"], run[f"ngrams{reading}"])
 
 

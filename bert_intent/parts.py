@@ -5,7 +5,8 @@
 reads the BertIntentClassifier from a Rasa model archive, classifies the test file's messages (those of
 intents the model does not know, and of multi-intents, which no single part scores, are skipped and
 counted) and prints the intent accuracy of the encoder head alone, the n-gram head alone, both heads
-combined (the closed set, before the confidences' familiarity and nearness) and the served model, each
+combined (the closed set, before the confidences' familiarity and nearness) and the served model (the
+intent Rasa gets: a message it reads as two requests, or as none of its intents, counts as wrong), each
 also as the mean of its per-intent accuracies (every intent counted equally, however many test messages
 it has), with the weights training chose. The last line is a JSON object with the keys `encoder`,
 `ngrams`, `combined`, `served`, `per_intent_mean`, `messages`, `skipped`, `intent_weights`, `tag_weights`
@@ -28,13 +29,10 @@ from bert_intent.errors import BertIntentError
 from bert_intent.model import IntentModel
 from bert_intent.model_files import METADATA_FILE
 
-# Each part the intents are read from: the network's output that scores them, and its line in the report.
-INTENT_PARTS = {
-    "encoder": ("encoder_log_probs", "encoder head alone"),
-    "ngrams": ("ngram_log_probs", "n-gram head alone"),
-    "combined": ("logits", "heads combined"),
-    "served": ("confidences", "served"),
-}
+# The parts read alone: the network's output that scores the intents.
+NETWORK_PARTS = {"encoder": "encoder_log_probs", "ngrams": "ngram_log_probs", "combined": "logits"}
+# Each part's line in the report; the served model is read as it serves (`IntentModel.predict`).
+PART_LABELS = {"encoder": "encoder head alone", "ngrams": "n-gram head alone", "combined": "heads combined", "served": "served"}
 
 
 def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -> Dict[str, Any]:
@@ -46,11 +44,12 @@ def evaluate(model: IntentModel, texts: Sequence[str], intents: Sequence[str]) -
     known = [(text, intent) for text, intent in zip(texts, intents) if intent in model.labels]
     result: Dict[str, Any] = {"messages": len(known), "skipped": len(texts) - len(known)}
     if known:
-        outputs = held_out.outputs(
-            model.network, model.tokenizer, [text for text, _ in known], model.settings.max_length, model.settings.batch_size
-        )
+        known_texts = [text for text, _ in known]
+        outputs = held_out.outputs(model.network, model.tokenizer, known_texts, model.settings.max_length, model.settings.batch_size)
         truth = np.array([model.labels.index(intent) for _, intent in known])
-        predicted = {part: outputs[output].argmax(axis=-1) for part, (output, _) in INTENT_PARTS.items()}
+        predicted = {part: outputs[output].argmax(axis=-1) for part, output in NETWORK_PARTS.items()}
+        served = model.confidences(known_texts)  # the single intents, then the joined ones; all 0: no intent
+        predicted["served"] = np.where(served.max(axis=1) > 0, served.argmax(axis=1), -1)
         result.update({part: float(np.mean(predicted[part] == truth)) for part in predicted})
         result["per_intent_mean"] = {part: per_intent_mean(truth, predicted[part]) for part in predicted}
     return {
@@ -139,7 +138,7 @@ def report(result: Dict[str, Any]) -> List[str]:
     if result["messages"]:
         lines += [f"{'part':<20} accuracy  per-intent mean"] + [
             f"{label:<20} {result[part]:.3f}     {result['per_intent_mean'][part]:.3f}"
-            for part, (_, label) in INTENT_PARTS.items()
+            for part, label in PART_LABELS.items()
         ]
     lines.append(
         f"Weights chosen in training: intents: encoder {intents['encoder']:.3f}, n-grams {intents['ngrams']:.3f} "
