@@ -119,6 +119,7 @@ class IntentModel:
         self.tag_transitions = tag_transitions
         # The marks a message without a word may be made of and still be read (`wordless.taught_marks`).
         self.wordless_marks = wordless_marks
+        self._taught_marks = frozenset(wordless_marks)
         if self.network is not None:
             self.network.configure(*combinations, calibration)
 
@@ -132,7 +133,7 @@ class IntentModel:
         less than 1: the rest is "none of them", large when the text is unlike the training examples
         (see `confidence.py`)."""
         if self.network is None and self.session is None:  # a single label without entity types: sure of any word
-            said = wordless.says_something([valid_unicode(text) for text in texts], self.wordless_marks)
+            said = wordless.says_something([valid_unicode(text) for text in texts], self._taught_marks)
             return Predictions(said[:, None].astype(np.float32), [[] for _ in texts])
         texts = [valid_unicode(text) for text in texts]
         scores = self._scores(texts)
@@ -222,15 +223,16 @@ class IntentModel:
                 outputs = self.network(**tensors, part_mask=torch.from_numpy(part_mask).to(self.network.device))
             confidences = outputs.confidences.float().cpu().numpy()
             tag_probabilities = outputs.tag_probabilities.float().cpu().numpy()
-        # Nothing the vocabulary can read (only unknown tokens, e.g. emoji it lacks), or no word (？？？, 😂)
-        # unless the bot's examples taught its marks: no intent, all "none of them".
-        readable = self._readable(inputs["input_ids"], mask) & wordless.says_something(texts, self.wordless_marks)
+        # Nothing to read (`_readable`): no intent, all "none of them".
+        readable = self._readable(texts, inputs["input_ids"], mask)
         confidences[~readable] = 0.0
         return _Run(confidences[:, 0], tag_probabilities, offsets, continues, points, confidences[:, 1:], readable)
 
-    def _readable(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Per text: whether any of its tokens is neither special ([CLS], [SEP], ...) nor unknown."""
-        return (attention_mask.astype(bool) & ~np.isin(input_ids, self._unreadable_ids)).any(axis=1)
+    def _readable(self, texts: Sequence[str], input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Per text: whether any of its tokens is neither special ([CLS], [SEP], ...) nor unknown (emoji
+        the vocabulary lacks), and it has a word or only marks the bot's examples taught (？？？, 😂: no)."""
+        known_token = (attention_mask.astype(bool) & ~np.isin(input_ids, self._unreadable_ids)).any(axis=1)
+        return known_token & wordless.says_something(texts, self._taught_marks)
 
     def save(self, directory: Path) -> None:
         """Write the network as `model.onnx` (int8 weights unless `quantize` is off) with its config,

@@ -5,7 +5,7 @@ vocabulary makes of its marks. Only the marks a bot's own wordless examples use 
 are read like words."""
 
 import unicodedata
-from typing import Iterable, Sequence
+from typing import Container, Iterable, Sequence
 
 import numpy as np
 
@@ -20,12 +20,13 @@ def taught_marks(texts: Iterable[str]) -> str:
     return "".join(sorted({mark for text in texts if not has_word(text) for mark in text if not mark.isspace()}))
 
 
-def says_something(texts: Sequence[str], taught: str) -> np.ndarray:
+def says_something(texts: Sequence[str], taught: Container[str]) -> np.ndarray:
     """Per text: whether it has a word, or marks only of the `taught` ones (and at least one)."""
-    allowed = set(taught)
 
     def read(text: str) -> bool:
-        marks = {mark for mark in text if not mark.isspace()}
-        return has_word(text) or (bool(marks) and marks <= allowed)
+        if has_word(text):  # nearly every message: stops at its first letter
+            return True
+        marks = [mark for mark in text if not mark.isspace()]
+        return bool(marks) and all(mark in taught for mark in marks)
 
     return np.array([read(text) for text in texts], dtype=bool)
