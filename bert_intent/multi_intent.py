@@ -27,10 +27,9 @@ moved to the edge of a word it would cut (`entity_cut`).
 
 `alpha` and `beta` are fitted per bot (least log loss, under wide Gaussian priors at 1 and 0) on the
 held-out single-intent messages, the bot's own joined examples (which the classifier never trains on)
-and pairs of held-out messages of each joined intent's two parts put together. The joined messages
-weigh the prior share of two-intent messages (`prior_share`): with balanced class weights (the default)
-every declared intent, joined or not, is equally likely, as the single intents are to the classifier;
-without them, the share of the bot's training examples that are joined.
+and pairs of held-out messages of each joined intent's two parts put together, read also where they
+meet (a search that misses that point would only pull the line down). The joined messages weigh the
+prior share of two-intent messages (`prior_share`).
 """
 
 import random
@@ -306,20 +305,20 @@ def _weights(is_joined: np.ndarray, joined_share: float) -> np.ndarray:
 
 def joined_training_messages(
     texts: Sequence[str], intents: Sequence[str], joined: Sequence[JoinedIntent], seed: int
-) -> List[Tuple[str, str]]:
+) -> List[Tuple[str, str, int, int]]:
     """Up to PAIRS_PER_JOINED_INTENT messages per joined intent made of a message of each part (from
-    `texts`, whose intents are `intents`), in either order, joined by a space."""
+    `texts`, whose intents are `intents`), in either order, joined by a space: (text, joined intent,
+    index in `texts` of the message before the space, of the one after)."""
     generator = random.Random(seed)
     made = []
     for intent in joined:
-        first = [text for text, label in zip(texts, intents) if label == intent.parts[0]]
-        second = [text for text, label in zip(texts, intents) if label == intent.parts[1]]
+        first, second = ([index for index, label in enumerate(intents) if label == part] for part in intent.parts)
         if not first or not second:
             continue
         for _ in range(PAIRS_PER_JOINED_INTENT):
             pair = [generator.choice(first), generator.choice(second)]
             generator.shuffle(pair)
-            made.append((" ".join(pair), intent.name))
+            made.append((f"{texts[pair[0]]} {texts[pair[1]]}", intent.name, pair[0], pair[1]))
     return made
 
 
@@ -329,14 +328,18 @@ def fit_on_held_out(
 ) -> Decision:
     """Fit the decision on held-out single-intent (text, intent) messages, the bot's joined examples
     and held-out pairs put together (`scores_of`: the classifier's single confidences and log pair
-    scores, as trained without them), the joined ones weighing `joined_share` of all."""
+    scores, as trained without them), the joined ones weighing `joined_share` of all; a pair also
+    scores where its two messages meet (docs/held-out-decisions.md, session 67)."""
     if not joined or not held_out:
         return Decision()
-    texts, intents = zip(*held_out)
-    messages = list(held_out) + list(joined_examples) + joined_training_messages(texts, intents, joined, seed)
+    made = joined_training_messages(*zip(*held_out), joined, seed)
+    messages = list(held_out) + list(joined_examples) + [(text, intent) for text, intent, _, _ in made]
     columns = {name: position for position, name in enumerate(list(labels) + [intent.name for intent in joined])}
-    messages = [(text, intent) for text, intent in messages if intent in columns]
+    pairs = _pairs(joined, labels)
     single, log_joined = scores_of([text for text, _ in messages])
+    for row, (_, intent, before, after) in enumerate(made, start=len(messages) - len(made)):
+        column = columns[intent] - len(labels)
+        log_joined[row, column] = max(log_joined[row, column], _log_pairs_per_point(single[[before, after]], pairs)[0, column])
     return fit(single, log_joined, [columns[intent] for _, intent in messages], joined_share)
 
 

@@ -2,7 +2,7 @@
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -177,10 +177,30 @@ def test_held_out_pairs_are_put_together_in_either_order() -> None:
     texts, intents = ["放首歌", "来点音乐", "七点叫我", "定个闹钟", "天气"], ["music", "music", "alarm", "alarm", "weather"]
     made = multi_intent.joined_training_messages(texts, intents, [JoinedIntent("music+alarm", ("music", "alarm"))], seed=0)
     assert len(made) == multi_intent.PAIRS_PER_JOINED_INTENT
-    assert {intent for _, intent in made} == {"music+alarm"}
-    starts_with_music = [text.split(" ")[0] in texts[:2] for text, _ in made]
+    assert {intent for _, intent, _, _ in made} == {"music+alarm"}
+    assert all(text == f"{texts[before]} {texts[after]}" for text, _, before, after in made)
+    starts_with_music = [intents[before] == "music" for _, _, before, _ in made]
     assert any(starts_with_music) and not all(starts_with_music)
 
+
+
+def test_a_held_out_pair_scores_where_its_two_messages_meet() -> None:
+    # The split search misses where the pairs put together meet (their best pair scores 1e-4, below
+    # the single messages' 0.01); read where they meet, they teach the fit to read as two a message
+    # its pair explains, and as one a message like the single ones.
+    labels, joined = ["music", "alarm"], [JoinedIntent("music+alarm", ("music", "alarm"))]
+    held_out = [("放首歌", "music"), ("来点音乐", "music"), ("七点叫我", "alarm"), ("定个闹钟", "alarm")]
+    sure, intent_of = {"music": [0.9, 0.05], "alarm": [0.05, 0.9]}, dict(held_out)
+
+    def scores_of(texts: List[str]) -> Tuple[np.ndarray, np.ndarray]:
+        # A message of two requests is read whole as its first one, as a classifier of single intents does.
+        single = np.array([sure[intent_of[text.split(" ")[0]]] for text in texts])
+        return single, np.log([[1e-4 if " " in text else 0.01] for text in texts])
+
+    decision = multi_intent.fit_on_held_out(scores_of, labels, joined, held_out, [], 0.5, seed=0)
+    two, one = multi_intent.shares(np.array([[0.9, 0.05]] * 2), np.log([[0.81], [0.01]]), decision)
+    # A message like the single ones keeps its confidence (without the pairs' meeting point: 0.43).
+    assert two[2] > two[0] and one[0] == pytest.approx(0.9, abs=0.01)
 
 JOINED_TRAIN = {
     "weather+alarm": ["明天会下雨吗，顺便设个七点的闹钟", "定个六点的闹钟，再看看天气"],
