@@ -66,17 +66,24 @@ def test_early_stopping_stops_before_the_last_epoch(config: Dict[str, Any]) -> N
 
 
 def test_the_best_epochs_weights_are_kept_not_the_last(config: Dict[str, Any], tmp_path: Path) -> None:
-    # A learning rate far too high makes validation scores jump around from epoch to epoch.
-    overrides = dict(epochs=8, learning_rate=2e-2, lr_scheduler_type="constant", warmup_ratio=0,
-                     early_stopping_patience=0, class_weights="none", report_dir=str(tmp_path), validation_split=0.34)
-    model = train(config, VALIDATED, **overrides)
-    history = {row["epoch"]: row for row in json.loads((tmp_path / "history.json").read_text(encoding="utf-8"))}
-    best, last = history[model.summary["best_epoch"]], history[8]
-    assert abs(best["validation_loss"] - last["validation_loss"]) > 1e-4  # the last epoch is not the best
+    # A learning rate far too high makes validation scores jump around from epoch to epoch. A training
+    # whose last epoch happens to be its best (kernels differ between CPUs) cannot tell the two apart,
+    # so the next seed is tried.
+    for seed in range(3):
+        report_dir = tmp_path / str(seed)
+        overrides = dict(epochs=8, learning_rate=2e-2, lr_scheduler_type="constant", warmup_ratio=0, random_seed=seed,
+                         early_stopping_patience=0, class_weights="none", report_dir=str(report_dir), validation_split=0.34)
+        model = train(config, VALIDATED, **overrides)
+        history = {row["epoch"]: row for row in json.loads((report_dir / "history.json").read_text(encoding="utf-8"))}
+        best, last = history[model.summary["best_epoch"]], history[8]
+        if abs(best["validation_loss"] - last["validation_loss"]) > 1e-4:
+            break
+    else:
+        pytest.fail("On three seeds the last epoch was the best: nothing tells the kept weights from the last ones.")
 
     texts, intents = pairs(VALIDATED)
     label_ids = [model.labels.index(intent) for intent in intents]
-    _, validation = split(label_ids, 0.34, settings.validate(config).random_seed)
+    _, validation = split(label_ids, 0.34, seed)
     log_probabilities = head_log_probabilities(model, [texts[index] for index in validation])
     loss = -np.mean([log_probabilities[row, label_ids[index]] for row, index in enumerate(validation)])
     # The returned weights are the best epoch's: their loss is that epoch's (up to the rounding of the
