@@ -183,7 +183,6 @@ def test_held_out_pairs_are_put_together_in_either_order() -> None:
     assert any(starts_with_music) and not all(starts_with_music)
 
 
-
 def test_a_held_out_pair_scores_where_its_two_messages_meet() -> None:
     # The split search misses where the pairs put together meet (their best pair scores 1e-4, below
     # the single messages' 0.01); read where they meet, they teach the fit to read as two a message
@@ -201,6 +200,7 @@ def test_a_held_out_pair_scores_where_its_two_messages_meet() -> None:
     two, one = multi_intent.shares(np.array([[0.9, 0.05]] * 2), np.log([[0.81], [0.01]]), decision)
     # A message like the single ones keeps its confidence (without the pairs' meeting point: 0.43).
     assert two[2] > two[0] and one[0] == pytest.approx(0.9, abs=0.01)
+
 
 JOINED_TRAIN = {
     "weather+alarm": ["明天会下雨吗，顺便设个七点的闹钟", "定个六点的闹钟，再看看天气"],
