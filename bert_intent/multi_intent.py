@@ -45,8 +45,10 @@ from bert_intent.combination import minimise
 from bert_intent.encoding import word_spans
 from bert_intent.entities import Reading, average_readings
 
-# Each part has at least this many tokens: one character alone is no request.
-MIN_PART_TOKENS = 2
+# Each part has at least this many tokens: one or two characters are a slot value (明天, 上海) or a
+# keyword, not a request of their own (3 against 2: fewer single messages read as two and more two-request
+# ones found, on the example bot and CAIS alike; docs/held-out-decisions.md, session 69).
+MIN_PART_TOKENS = 3
 # Long messages are split at this many evenly spread points at most (each point costs two classifications).
 MAX_SPLIT_POINTS = 32
 # A message is first read in parts pooled from its whole reading (one network run), then the parts at

@@ -28,14 +28,15 @@ def test_only_two_intents_with_examples_joined_are_learned_from_their_parts() ->
     assert multi_intent.joined_intents(["a", "b", "a+b"], "__")[0] == []
 
 
-def test_a_message_is_split_between_tokens_leaving_two_on_each_side(tiny_bert: Path) -> None:
+def test_a_message_is_split_between_tokens_leaving_three_on_each_side(tiny_bert: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
 
     def points(text: str) -> List[int]:
         return multi_intent.split_points(tokenizer(text, return_offsets_mapping=True)["offset_mapping"])
 
-    assert points("放首歌再叫我") == [2, 3, 4]
-    assert points("放歌") == []
+    assert points("放首歌再叫我") == [3]
+    assert points("放首歌再叫我起床") == [3, 4, 5]
+    assert points("放歌关灯") == []
     long = points("天" * 100)
     assert len(long) == multi_intent.MAX_SPLIT_POINTS and long == sorted(long)
 
