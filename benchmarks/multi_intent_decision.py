@@ -1,6 +1,7 @@
 """Where the multi-intent decision draws its line: single and two-intent messages on its evidence.
 
     .venv/bin/python benchmarks/multi_intent_decision.py [--cases bot:5:1 bot:10:2 bot:20:1 bot:all:1 cais:all:1]
+                                                         [--min-part-tokens N]
 
 A case is data set : single-intent examples per intent (`all`: every one) : draw. Each is trained once,
 in-process (`fine_tune`, only `model_name`, to the pretrained stand-in ../shared/models/zh-bert-mini-proxy),
@@ -10,7 +11,8 @@ messages: the held-out single-intent messages (the bot's: `few_shot.py`'s test f
 messages per multi-intent made of two held-out ones. The messages training fitted its decision on (held-out
 singles, the bot's joined examples and held-out pairs put together) are recorded, and the decision is
 fitted again on the same scores with beta at most 0 (`highest_beta=0`, as at aaa5258), beside the served
-one (beta unbounded).
+one (beta unbounded). `--min-part-tokens` sets `multi_intent.MIN_PART_TOKENS` for the run (training's
+decision fit included; the network trains the same), to compare a part's least length side by side.
 
 Printed per case: the evidence (`multi_intent.evidence_for_two`: log best pair - log best single explanation)
 of the fit's messages and of the test's, as quantiles (5 %, 50 %, 90 %, 99 %, highest); the test's
@@ -98,7 +100,12 @@ def case(name: str, k: Optional[int], seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=["bot:5:1", "bot:10:2", "bot:20:1", "bot:all:1", "cais:all:1"])
+    parser.add_argument("--min-part-tokens", type=int, help="each part's least tokens (default: the package's)")
     arguments = parser.parse_args()
+    if arguments.min_part_tokens is not None:
+        from bert_intent import multi_intent
+
+        multi_intent.MIN_PART_TOKENS = arguments.min_part_tokens
     if not (SHARED / "models").is_dir():
         print(f"Skipped: {SHARED} (the stand-in checkpoint and CAIS) is not here.")
         return
